@@ -1,0 +1,339 @@
+"""The :class:`S3` context manager: resolves keys to URLs, builds ops, runs them on the worker
+pool and wraps the results in :class:`~fasts3.objects.S3Object` (Metaflow-compatible)."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from typing import Any
+
+from . import content_types
+from .batch import Batches
+from .config import TransferConfig
+from .engine.plan import GetOp, HeadOp, ListOp, PutOp
+from .errors import S3Error, S3InvalidObject, S3NotFound, S3URLError
+from .headers import info_of, put_headers
+from .objects import RangeInfo, S3GetObject, S3Object, S3PutObject
+from .runroot import run_root
+from .urls import key_of, make_root, resolve, split_url, temp_name
+
+log = logging.getLogger("fasts3")
+
+KeyLike = str | S3GetObject | Any
+
+
+class S3:
+    """A client for one S3 root, with a pool of worker processes and a temp directory.
+
+    Use it as a context manager; on exit (also when the block raises) the workers stop and the
+    temp directory with every downloaded file is removed. See DESIGN.md for the semantics.
+
+    Args:
+        tmproot: directory in which the temp directory (mode 0700) is created.
+        bucket, prefix: the root as bucket and key prefix; or ``s3root="s3://bucket/prefix"``.
+        run: a Metaflow FlowSpec or Run: root at ``<datatools root>/<flow>/<run id>``.
+        endpoint_url: S3-compatible endpoint (else ``AWS_ENDPOINT_URL_S3`` or AWS).
+        role: ARN of a role to assume through STS (refreshed automatically).
+        session_vars: keyword arguments for ``boto3.session.Session``.
+        client_params: keyword arguments for ``session.client("s3", ...)``.
+        config: a :class:`TransferConfig` (default: from the machine and ``FASTS3_*``).
+        progress: ``None`` (bar on a TTY), ``True``, ``False`` or ``"log"``.
+    """
+
+    def __init__(
+        self,
+        tmproot: str = ".",
+        bucket: str | None = None,
+        prefix: str | None = None,
+        run: Any = None,
+        s3root: str | None = None,
+        endpoint_url: str | None = None,
+        role: str | None = None,
+        session_vars: dict[str, Any] | None = None,
+        client_params: dict[str, Any] | None = None,
+        config: TransferConfig | None = None,
+        progress: bool | str | None = None,
+        encryption: str | None = None,
+    ) -> None:
+        if run is not None:
+            s3root = run_root(run, bucket, prefix)
+            bucket = prefix = None
+        self._root = make_root(s3root, bucket, prefix)
+        self._config = config or TransferConfig.from_env()
+        self._encryption = encryption
+        os.makedirs(tmproot, exist_ok=True)
+        self._tmpdir: str | None = tempfile.mkdtemp(prefix="fasts3.", dir=tmproot)
+        self._serial = itertools.count()
+        self._batches = Batches(self._config, progress, dict(
+            endpoint_url=endpoint_url, role=role, session_vars=session_vars,
+            client_params=client_params))
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def __enter__(self) -> S3:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - never raise from a finalizer
+            pass
+
+    def close(self) -> None:
+        """Stop the workers and delete the temp directory (and every downloaded file)."""
+        batches = getattr(self, "_batches", None)
+        if batches is not None:
+            batches.close()
+        tmpdir, self._tmpdir = getattr(self, "_tmpdir", None), None
+        if tmpdir:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+
+    @property
+    def tmpdir(self) -> str:
+        """The temp directory holding downloads (removed on close)."""
+        if self._tmpdir is None:
+            raise S3Error("This S3 client is closed", code="Closed")
+        return self._tmpdir
+
+    # -- helpers -----------------------------------------------------------------------
+    def _url(self, key: str | None) -> str:
+        return resolve(self._root, key)
+
+    def _new_paths(self, key: str) -> tuple[str, str]:
+        name = temp_name(next(self._serial), key)
+        return os.path.join(self.tmpdir, name), os.path.join(self.tmpdir, "." + name + ".part")
+
+    def _get_op(self, item: KeyLike, return_missing: bool) -> GetOp:
+        key = key_of(item)
+        rng = None
+        if not isinstance(item, str) and item is not None:
+            req = S3GetObject(key or "", getattr(item, "offset", 0) or 0,
+                              getattr(item, "length", None), getattr(item, "version_id", None))
+            if req.offset or req.length is not None:
+                rng = (req.offset, req.length)
+            version = req.version_id
+        else:
+            version = None
+        url = self._url(key)
+        bucket, okey = split_url(url)
+        if not okey:
+            raise S3URLError("A bucket is not an object; give a key", url=url)
+        final, temp = self._new_paths(okey)
+        return GetOp(url, bucket, okey, final, temp, self._config.part_size, rng,
+                     return_missing, version)
+
+    def _get_result(self, op: GetOp, return_info: bool) -> S3Object:
+        if op.missing:
+            return S3Object(op.url, self._root, exists=False)
+        info = info_of(op.headers) if return_info else {}
+        if not return_info:
+            info["version_id"] = op.headers.get("x-amz-version-id")
+            info["etag"] = (op.headers.get("etag") or "").strip('"') or None
+        rinfo = RangeInfo(op.total if op.total is not None else op.length, op.start_offset,
+                          op.length)
+        return S3Object(op.url, self._root, path=op.final, size=op.length, exists=True,
+                        range_info=rinfo, has_info=return_info, **info)
+
+    # -- downloads ---------------------------------------------------------------------
+    def get(self, key: KeyLike = None, return_missing: bool = False,
+            return_info: bool = True) -> S3Object:
+        """Download one object (or a range of it, given an :class:`S3GetObject`).
+
+        Raises :class:`S3NotFound` if it does not exist, unless ``return_missing`` (then the
+        result has ``exists == downloaded == False``); :class:`S3InvalidRange` if the range
+        starts at or past the end.
+        """
+        return self.get_many([key], return_missing, return_info)[0]
+
+    def get_many(self, keys: Iterable[KeyLike], return_missing: bool = False,
+                 return_info: bool = True) -> list[S3Object]:
+        """Download many objects (or ranges) in parallel; results in input order. Keys may
+        repeat. Every key is validated before any request is sent."""
+        ops = [self._get_op(k, return_missing) for k in keys]
+        self._batches.run(ops, "get")
+        return [self._get_result(op, return_info) for op in ops]
+
+    def _expand(self, keys: Iterable[str | None], recursive: bool) -> list[tuple[str, list]]:
+        """List each key as a directory (``key/``); with ``recursive``, a key that is itself
+        an object is included. Returns ``[(listed_url, [(url, size, mtime, etag)])]``."""
+        plans = []
+        ops: list[Any] = []
+        for item in keys:
+            url = self._url(key_of(item))
+            bucket, okey = split_url(url)
+            prefix = okey.rstrip("/") + "/" if okey else ""
+            lop = ListOp(url, bucket, prefix, None if recursive else "/")
+            hop = HeadOp(url, bucket, okey, return_missing=True) \
+                if recursive and okey and not okey.endswith("/") else None
+            ops.extend(op for op in (lop, hop) if op is not None)
+            plans.append((url, bucket, lop, hop))
+        self._batches.run(ops, "list")
+        out = []
+        for url, bucket, lop, hop in plans:
+            found = []
+            if hop is not None and hop.result is not None:
+                h = hop.result
+                found.append((url, int(h.get("content-length", 0)), info_of(h)["last_modified"],
+                              (h.get("etag") or "").strip('"')))
+            base = f"s3://{bucket}/"
+            found.extend((base + k, size, mtime, etag) for k, size, mtime, etag in lop.objects
+                         if not k.endswith("/"))
+            if not recursive:
+                found.extend((base + p, None, None, None) for p in lop.prefixes)
+                found.sort(key=lambda e: e[0])
+            out.append((url, found))
+        return out
+
+    def get_recursive(self, keys: Iterable[str], return_info: bool = False) -> list[S3Object]:
+        """Download every object under each key taken as a directory (``log`` covers
+        ``log/x``, never ``log_other/x``); a key that is itself an object returns it.
+        Result keys are relative to the root."""
+        urls = [u for _, found in self._expand(keys, True) for u, *_ in found]
+        if self._root is not None:
+            urls = [u[len(self._root) + 1:] if u.startswith(self._root + "/") else u
+                    for u in urls]
+            return self.get_many(urls, return_info=return_info) if urls else []
+        return self.get_many(urls, return_info=return_info) if urls else []
+
+    def get_all(self, return_info: bool = False) -> list[S3Object]:
+        """Download everything under the root."""
+        if self._root is None:
+            raise S3URLError("get_all() needs an S3 root")
+        return self.get_recursive([None], return_info)
+
+    # -- listing -----------------------------------------------------------------------
+    def list_paths(self, keys: Iterable[str] | None = None) -> list[S3Object]:
+        """One level under each key: objects (``exists=True``, size known) and prefixes
+        (``exists=False``). ``key`` is relative to the listed key."""
+        return self._listing(keys, recursive=False)
+
+    def list_recursive(self, keys: Iterable[str] | None = None) -> list[S3Object]:
+        """Every object under each key (a key that is itself an object is included)."""
+        return self._listing(keys, recursive=True)
+
+    def _listing(self, keys, recursive: bool) -> list[S3Object]:
+        if keys is None:
+            if self._root is None:
+                raise S3URLError("Listing without keys needs an S3 root")
+            keys = [None]
+        result = []
+        for listed, found in self._expand(keys, recursive):
+            for url, size, mtime, etag in found:
+                result.append(S3Object(url, listed, size=size, exists=size is not None,
+                                       last_modified=mtime, etag=etag))
+        return result
+
+    # -- metadata ----------------------------------------------------------------------
+    def info(self, key: str | None = None, return_missing: bool = False) -> S3Object:
+        """HEAD one object: size, metadata, content type, last modified; no download."""
+        return self.info_many([key], return_missing)[0]
+
+    def info_many(self, keys: Iterable[str], return_missing: bool = False) -> list[S3Object]:
+        """HEAD many objects in parallel; results in input order."""
+        ops = []
+        for item in keys:
+            url = self._url(key_of(item))
+            bucket, okey = split_url(url)
+            if not okey:
+                raise S3URLError("A bucket is not an object; give a key", url=url)
+            ops.append(HeadOp(url, bucket, okey, return_missing,
+                              getattr(item, "version_id", None)))
+        self._batches.run(ops, "info")
+        out = []
+        for op in ops:
+            if op.result is None:
+                out.append(S3Object(op.url, self._root, exists=False))
+            else:
+                out.append(S3Object(op.url, self._root, size=int(op.result.get(
+                    "content-length", 0)), exists=True, has_info=True, **info_of(op.result)))
+        return out
+
+    # -- uploads -----------------------------------------------------------------------
+    def put(self, key: str, obj: str | bytes | Any, overwrite: bool = True,
+            content_type: str | None = None, metadata: dict[str, str] | None = None) -> str:
+        """Upload ``obj`` (``str`` as UTF-8, ``bytes``, or a readable binary file) to ``key``;
+        return its URL (also when ``overwrite=False`` left an existing object alone)."""
+        item = S3PutObject(key, value=obj, content_type=content_type, metadata=metadata)
+        url = self._url(key)
+        self._batches.run([self._put_op(item, overwrite)], "put")
+        return url
+
+    def put_many(self, key_objs: Iterable[Any], overwrite: bool = True) -> list[tuple[str, str]]:
+        """Upload many values: ``(key, obj)`` pairs or :class:`S3PutObject`. Returns
+        ``[(key, url)]`` of what was uploaded, in input order."""
+        items = [o if _is_put_object(o) else S3PutObject(o[0], value=o[1]) for o in key_objs]
+        return self._put_items(items, overwrite)
+
+    def put_files(self, key_paths: Iterable[Any], overwrite: bool = True) -> list[tuple[str, str]]:
+        """Upload local files: ``(key, path)`` pairs or :class:`S3PutObject` with ``path``. A
+        missing file raises :class:`S3NotFound` before anything is sent."""
+        items = [o if _is_put_object(o) else S3PutObject(o[0], path=o[1]) for o in key_paths]
+        return self._put_items(items, overwrite)
+
+    def _put_items(self, items: list[Any], overwrite: bool) -> list[tuple[str, str]]:
+        ops = [self._put_op(item, overwrite) for item in items]
+        self._batches.run(ops, "put", total_bytes=sum(op.size for op in ops))
+        return [(item.key, op.url) for item, op in zip(items, ops, strict=True) if op.uploaded]
+
+    def _put_op(self, item: Any, overwrite: bool) -> PutOp:
+        url = self._url(item.key)
+        bucket, okey = split_url(url)
+        if not okey:
+            raise S3URLError("Cannot upload to a bucket; give a key", url=url)
+        ctype = getattr(item, "content_type", None) or content_types.guess(okey)
+        headers = put_headers(ctype, getattr(item, "metadata", None),
+                              getattr(item, "encryption", None) or self._encryption, url)
+        body, path = None, getattr(item, "path", None)
+        value = getattr(item, "value", None)
+        if path is not None:
+            path = os.fspath(path)
+            try:
+                size = os.stat(path).st_size
+            except FileNotFoundError:
+                raise S3NotFound("Local file does not exist", url=path,
+                                 code="LocalFileNotFound") from None
+        else:
+            body, path, size = self._materialize(value, url, okey)
+        cfg = self._config
+        multipart = cfg.upload_part_size(size) if path and size >= cfg.multipart_threshold \
+            else None
+        return PutOp(url, bucket, okey, size, headers, body=body, path=path,
+                     overwrite=overwrite, multipart_size=multipart)
+
+    def _materialize(self, value: Any, url: str, key: str) -> tuple[bytes | None, str | None,
+                                                                    int]:
+        """``(body, path, size)``: small values travel in memory, large ones and file objects
+        are spilled to the temp directory first."""
+        if isinstance(value, str):
+            value = value.encode("utf-8")
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            data = bytes(value)
+            if len(data) <= self._config.inline_put_limit:
+                return data, None, len(data)
+            path = self._new_paths(key)[1]
+            with open(path, "wb") as f:
+                f.write(data)
+            return None, path, len(data)
+        if hasattr(value, "read"):
+            path = self._new_paths(key)[1]
+            try:
+                with open(path, "wb") as f:
+                    shutil.copyfileobj(value, f, 1 << 20)
+            except TypeError:
+                raise S3InvalidObject("File objects given to put must be opened in binary mode",
+                                      url=url) from None
+            return None, path, os.path.getsize(path)
+        raise S3InvalidObject(
+            f"Cannot upload a {type(value).__name__}: give str, bytes or a binary file object",
+            url=url)
+
+
+def _is_put_object(o: Any) -> bool:
+    return isinstance(o, S3PutObject) or (hasattr(o, "key") and
+                                          (hasattr(o, "value") or hasattr(o, "path")))

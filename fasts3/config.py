@@ -1,0 +1,136 @@
+"""TransferConfig: how many processes, how many requests in flight, part sizes, retries.
+
+Defaults come from the machine (psutil: usable cores, available memory). Every field can be
+overridden by a keyword argument or by an environment variable ``FASTS3_<FIELD>`` (upper
+case), e.g. ``FASTS3_PROCESSES=4``, ``FASTS3_PART_SIZE=16MiB``. Keyword arguments win over the
+environment, which wins over the machine-derived defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from dataclasses import dataclass, field
+
+MiB = 1 << 20
+GiB = 1 << 30
+MAX_PARTS = 10_000
+MIN_PART_SIZE = 5 * MiB
+MAX_PART_SIZE = 5 * GiB
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.I)
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": MiB, "g": GiB, "t": 1 << 40}
+
+
+def parse_size(text: str | int) -> int:
+    """Parse ``"8MiB"``, ``"8M"``, ``"8388608"`` (binary units) into bytes."""
+    if isinstance(text, int):
+        return text
+    m = _SIZE.match(str(text))
+    if not m:
+        raise ValueError(f"Not a size: {text!r}")
+    unit = (m.group(2) or "").lower()[:1]
+    return int(float(m.group(1)) * _UNITS[unit])
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (CPU affinity aware), at least 1."""
+    try:
+        import psutil
+
+        aff = psutil.Process().cpu_affinity()
+        if aff:
+            return len(aff)
+        return psutil.cpu_count() or 1
+    except (ImportError, AttributeError, OSError):
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+
+
+def available_memory() -> int:
+    """Bytes of memory available to new work (psutil), or 4 GiB if unknown."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except (ImportError, OSError):
+        return 4 * GiB
+
+
+@dataclass
+class TransferConfig:
+    """Tuning knobs of the engine. All sizes are bytes, all times seconds.
+
+    processes: worker processes (default: usable cores, at least 2).
+    requests_per_process: requests each worker keeps in flight (threads), 1..256.
+    part_size: bytes per ranged GET part and per multipart-upload part (grown automatically
+        so an upload stays within 10,000 parts); 5 MiB..5 GiB.
+    multipart_threshold: objects at least this large are split (GET and PUT).
+    max_attempts: attempts per request before :class:`S3RetriesExhausted` (>= 1).
+    backoff_base, backoff_max: full-jitter exponential backoff bounds.
+    connect_timeout, read_timeout: socket timeouts per request.
+    inline_put_limit: ``bytes``/``str`` values up to this size travel to workers in memory;
+        larger ones are spilled to the temp root first.
+    """
+
+    processes: int = field(default_factory=lambda: max(2, usable_cores()))
+    requests_per_process: int = 16
+    part_size: int = 8 * MiB
+    multipart_threshold: int = 16 * MiB
+    max_attempts: int = 5
+    backoff_base: float = 0.1
+    backoff_max: float = 5.0
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    inline_put_limit: int = 1 * MiB
+
+    def __post_init__(self) -> None:
+        self._validate()
+
+    def _validate(self) -> None:
+        if self.processes < 1:
+            raise ValueError("processes must be >= 1")
+        if not 1 <= self.requests_per_process <= 256:
+            raise ValueError("requests_per_process must be in 1..256")
+        if not MIN_PART_SIZE <= self.part_size <= MAX_PART_SIZE:
+            raise ValueError("part_size must be in 5 MiB..5 GiB")
+        if self.multipart_threshold < 1:
+            raise ValueError("multipart_threshold must be >= 1")
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+        # Bound memory: each request in flight holds one read buffer (<= 1 MiB).
+        budget = available_memory() // 4
+        if self.processes * self.requests_per_process * MiB > budget:
+            self.requests_per_process = max(1, budget // (self.processes * MiB))
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> TransferConfig:
+        """Defaults, then ``FASTS3_*`` environment variables, then ``overrides``."""
+        values: dict[str, object] = {}
+        for f in dataclasses.fields(cls):
+            raw = os.environ.get("FASTS3_" + f.name.upper())
+            if raw is None:
+                continue
+            if f.type in ("int",) and f.name in ("part_size", "multipart_threshold",
+                                                 "inline_put_limit"):
+                values[f.name] = parse_size(raw)
+            elif f.type == "int":
+                values[f.name] = int(raw)
+            else:
+                values[f.name] = float(raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def in_flight(self) -> int:
+        """Total requests in flight across all worker processes."""
+        return self.processes * self.requests_per_process
+
+    def upload_part_size(self, size: int) -> int:
+        """Part size for a multipart upload of ``size`` bytes: ``part_size`` grown (in MiB
+        steps) until the upload needs at most 10,000 parts."""
+        part = self.part_size
+        if size > part * MAX_PARTS:
+            part = -(-size // MAX_PARTS)
+            part = -(-part // MiB) * MiB
+        return min(part, MAX_PART_SIZE)

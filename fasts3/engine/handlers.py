@@ -1,0 +1,221 @@
+"""What a worker does for each task kind: one S3 request (plus local file I/O) per call.
+
+Each handler takes ``(transport, task, progress)`` and returns a small ``dict`` for the parent,
+or raises :class:`~fasts3.engine.transport.HTTPFailure` / ``NetworkFailure`` / ``OSError``.
+Retries happen around these calls, in ``worker.py``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+from collections.abc import Callable
+
+from . import s3xml
+from .tasks import Task
+from .transport import HTTPFailure, NetworkFailure, Transport
+
+Progress = Callable[[int], None]
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+_KEEP = ("content-type", "content-length", "etag", "last-modified", "x-amz-version-id",
+         "x-amz-server-side-encryption", "x-amz-server-side-encryption-aws-kms-key-id",
+         "x-amz-storage-class", "content-encoding", "cache-control", "content-disposition")
+
+
+def info_headers(headers: dict[str, str]) -> dict[str, str]:
+    """The response headers the parent needs to describe an object."""
+    return {k: v for k, v in headers.items() if k in _KEEP or k.startswith("x-amz-meta-")}
+
+
+def _version_query(task: Task) -> dict[str, str] | None:
+    vid = task.args.get("version_id")
+    return {"versionId": vid} if vid else None
+
+
+def get(tr: Transport, task: Task, progress: Progress) -> dict:
+    """Ranged GET into a file.
+
+    args: ``range`` (Range header or None), ``path`` (file written), ``base`` (object offset of
+    the file's byte 0; None = learn it from the response), ``want_end`` (exclusive object offset
+    the whole download stops at; None = the object's end), ``first`` (this request sizes and
+    creates the file), ``whole`` (the range is ours, not the user's: on 416 fetch without it),
+    ``final`` (rename ``path`` here if this request completes the download), ``if_match``.
+    """
+    a = task.args
+    headers = {}
+    if a.get("range"):
+        headers["range"] = a["range"]
+    if a.get("if_match"):
+        headers["if-match"] = f'"{a["if_match"]}"'
+    query = _version_query(task)
+    try:
+        resp = tr.send("GET", task.bucket, task.key, query, headers)
+    except HTTPFailure as e:
+        if e.status != 416 or not a.get("whole"):
+            raise
+        headers.pop("range")  # an empty object has no byte 0: fetch it whole
+        resp = tr.send("GET", task.bucket, task.key, query, headers)
+    h = resp.headers
+    length = int(h.get("content-length", "0"))
+    m = _CONTENT_RANGE.match(h.get("content-range", "")) if resp.status == 206 else None
+    if m:
+        start = int(m.group(1))
+        total = int(m.group(3)) if m.group(3) != "*" else None
+    else:
+        start, total = 0, length
+    base = a.get("base")
+    if base is None:
+        base = start
+    want_end = a.get("want_end")
+    end = total if want_end is None else min(want_end, total if total is not None else want_end)
+    if a.get("first"):
+        fd = os.open(a["path"], os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            os.ftruncate(fd, max(0, end - base))
+            tr.read_into_file(task.bucket, resp, fd, start - base, length, progress)
+        finally:
+            os.close(fd)
+    else:
+        if a.get("expect") and (start, length) != tuple(a["expect"]):
+            tr.read_all(task.bucket, resp)
+            raise NetworkFailure("BadRange", f"asked for {a['expect']}, got {(start, length)}")
+        fd = os.open(a["path"], os.O_WRONLY)
+        try:
+            tr.read_into_file(task.bucket, resp, fd, start - base, length, progress)
+        finally:
+            os.close(fd)
+    complete = bool(a.get("first")) and start + length >= end
+    if complete and a.get("final"):
+        os.replace(a["path"], a["final"])
+    out = {"start": start, "length": length, "total": total, "base": base, "end": end,
+           "complete": complete}
+    if a.get("first"):
+        out["headers"] = info_headers(h)
+    return out
+
+
+def head(tr: Transport, task: Task, progress: Progress) -> dict:
+    """HEAD an object. args: ``version_id``."""
+    resp = tr.send("HEAD", task.bucket, task.key, _version_query(task))
+    resp.raw.read()
+    return {"headers": info_headers(resp.headers)}
+
+
+def _open_source(a: dict) -> tuple[int | None, int, int]:
+    if a.get("path") is None:
+        return None, 0, len(a["body"])
+    fd = os.open(a["path"], os.O_RDONLY)
+    return fd, a.get("offset", 0), a["length"]
+
+
+def _upload(tr: Transport, task: Task, query: dict | None, headers: dict, progress: Progress):
+    a = task.args
+    fd, offset, length = _open_source(a)
+    try:
+        if a.get("md5"):
+            headers = dict(headers)
+            headers["content-md5"] = _md5_b64(a.get("body"), fd, offset, length)
+        if fd is None:
+            status, h, _ = tr.request("PUT", task.bucket, task.key, query, headers, body=a["body"])
+        else:
+            status, h, _ = tr.request("PUT", task.bucket, task.key, query, headers,
+                                      body_file=(fd, offset, length))
+    finally:
+        if fd is not None:
+            os.close(fd)
+    progress(length)
+    return h
+
+
+def _md5_b64(body: bytes | None, fd: int | None, offset: int, length: int) -> str:
+    md5 = hashlib.md5(usedforsecurity=False)
+    if body is not None:
+        md5.update(body)
+    else:
+        while length:
+            chunk = os.pread(fd, min(length, 1 << 20), offset)
+            if not chunk:
+                raise OSError("local file shrank while being read")
+            md5.update(chunk)
+            offset += len(chunk)
+            length -= len(chunk)
+    return base64.b64encode(md5.digest()).decode()
+
+
+def put(tr: Transport, task: Task, progress: Progress) -> dict:
+    """Single-request PUT. args: ``body`` or ``path``/``offset``/``length``, ``headers``."""
+    h = _upload(tr, task, None, task.args.get("headers") or {}, progress)
+    return {"etag": h.get("etag", "").strip('"'), "version_id": h.get("x-amz-version-id")}
+
+
+def mpu_create(tr: Transport, task: Task, progress: Progress) -> dict:
+    """Start a multipart upload. args: ``headers`` (content type, metadata, encryption)."""
+    _, _, data = tr.request("POST", task.bucket, task.key, {"uploads": ""},
+                            task.args.get("headers") or {})
+    return {"upload_id": s3xml.parse_upload_id(data)}
+
+
+def mpu_part(tr: Transport, task: Task, progress: Progress) -> dict:
+    """Upload one part. args: ``upload_id``, ``part``, ``path``, ``offset``, ``length``."""
+    a = task.args
+    h = _upload(tr, task, {"partNumber": str(a["part"]), "uploadId": a["upload_id"]}, {},
+                progress)
+    return {"part": a["part"], "etag": h.get("etag", "").strip('"')}
+
+
+def mpu_complete(tr: Transport, task: Task, progress: Progress) -> dict:
+    """Finish a multipart upload. args: ``upload_id``, ``parts`` ([(number, etag)])."""
+    a = task.args
+    _, h, data = tr.request("POST", task.bucket, task.key, {"uploadId": a["upload_id"]},
+                            {"content-type": "application/xml"},
+                            body=s3xml.complete_body(a["parts"]))
+    code, message = s3xml.check_complete(data)
+    if code:
+        raise HTTPFailure(200, code, message or "CompleteMultipartUpload failed", h)
+    return {"version_id": h.get("x-amz-version-id")}
+
+
+def mpu_abort(tr: Transport, task: Task, progress: Progress) -> dict:
+    """Abort a multipart upload (an upload already gone counts as aborted)."""
+    try:
+        tr.request("DELETE", task.bucket, task.key, {"uploadId": task.args["upload_id"]})
+    except HTTPFailure as e:
+        if e.status != 404:
+            raise
+    return {}
+
+
+def list_page(tr: Transport, task: Task, progress: Progress) -> dict:
+    """One ListObjectsV2 page. args: ``prefix``, ``delimiter``, ``token``."""
+    a = task.args
+    query = {"list-type": "2", "max-keys": "1000", "prefix": a.get("prefix") or ""}
+    if a.get("delimiter"):
+        query["delimiter"] = a["delimiter"]
+    if a.get("token"):
+        query["continuation-token"] = a["token"]
+    _, _, data = tr.request("GET", task.bucket, "", query)
+    return s3xml.parse_list(data)
+
+
+def delete(tr: Transport, task: Task, progress: Progress) -> dict:
+    """DeleteObjects for up to 1000 ``keys``; returns the per-key failures."""
+    body = s3xml.delete_body(task.args["keys"])
+    md5 = base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode()
+    _, _, data = tr.request("POST", task.bucket, "", {"delete": ""},
+                            {"content-md5": md5, "content-type": "application/xml"}, body=body)
+    return {"errors": s3xml.parse_delete_errors(data)}
+
+
+HANDLERS: dict[str, Callable[[Transport, Task, Progress], dict]] = {
+    "get": get,
+    "head": head,
+    "put": put,
+    "mpu_create": mpu_create,
+    "mpu_part": mpu_part,
+    "mpu_complete": mpu_complete,
+    "mpu_abort": mpu_abort,
+    "list": list_page,
+    "delete": delete,
+}

@@ -1,0 +1,333 @@
+"""Batch -> tasks: one *op* per user request, a small state machine that emits worker tasks.
+
+* :class:`GetOp` — the first request fetches the first part with a Range header; its
+  Content-Range gives the size; the remaining parts (pinned to the first part's ETag with
+  If-Match) go to every worker and land by offset in one preallocated temp file, renamed into
+  place when all are in.
+* :class:`PutOp` — one PUT, or above the threshold a multipart upload whose parts spread over
+  the workers; any failure aborts the upload (no orphan uploads). ``overwrite=False`` HEADs
+  first.
+* :class:`HeadOp`, :class:`ListOp` (follows continuation tokens), :class:`DeleteOp`.
+
+Ops never raise: a failure is stored in ``op.error`` (an :class:`~fasts3.errors.S3Error`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..errors import S3Error, S3NotFound, S3RetriesExhausted, error_from_response
+from .tasks import Task, TaskSpec
+
+
+def make_error(error: tuple, url: str) -> S3Error:
+    """Turn a worker's ``(status, code, message, transient, attempts)`` into an S3Error."""
+    status, code, message, transient, attempts = error
+    if code == "LocalFileNotFound":
+        return S3NotFound(message, url, code, status)
+    if transient:
+        return S3RetriesExhausted(f"Gave up after {attempts} attempts: {message}", url, code,
+                                  status, urls=[url])
+    if code in ("NoSpaceLeft", "LocalIOError", "WorkerCrashed", "InternalError"):
+        return S3Error(message, url, code, status)
+    return error_from_response(status, code, message, url)
+
+
+class _Op:
+    """Shared bookkeeping: ``done``, ``error``, the URL and the task count in flight."""
+
+    def __init__(self, url: str, bucket: str, key: str) -> None:
+        self.url = url
+        self.bucket = bucket
+        self.key = key
+        self.done = False
+        self.error: S3Error | None = None
+        self.cancelled = False
+        self.outstanding = 0
+
+    def spec(self, kind: str, **args: Any) -> TaskSpec:
+        self.outstanding += 1
+        return TaskSpec(kind, self.bucket, self.key, args)
+
+    def received(self) -> None:
+        self.outstanding -= 1
+
+    def fail(self, error: tuple | S3Error) -> None:
+        if self.error is None:
+            self.error = error if isinstance(error, S3Error) else make_error(error, self.url)
+        self.done = True
+
+    def cancel(self) -> list[TaskSpec]:
+        self.cancelled = True
+        if self.error is None:
+            self.error = S3Error("Cancelled because another request in the batch failed",
+                                 self.url, "Cancelled")
+        self.done = True
+        return []
+
+
+class HeadOp(_Op):
+    """HEAD one object. ``result`` is the header dict, or ``None`` if missing and allowed."""
+
+    def __init__(self, url, bucket, key, return_missing=False, version_id=None) -> None:
+        super().__init__(url, bucket, key)
+        self.return_missing = return_missing
+        self.version_id = version_id
+        self.result: dict[str, str] | None = None
+
+    def start(self) -> list[TaskSpec]:
+        return [self.spec("head", version_id=self.version_id)]
+
+    def on_result(self, task: Task, value: Any, error: tuple | None) -> list[TaskSpec]:
+        self.received()
+        if error is not None:
+            err = make_error(error, self.url)
+            if not (isinstance(err, S3NotFound) and self.return_missing):
+                self.fail(err)
+        else:
+            self.result = value["headers"]
+        self.done = True
+        return []
+
+
+class GetOp(_Op):
+    """Download (a range of) one object into ``final`` via the temp file ``temp``.
+
+    ``rng`` is ``None`` (whole object) or ``(offset, length)`` with ``length`` ``None`` (to
+    the end) or negative (suffix). After success: ``headers`` (of the first response),
+    ``total`` (object size), ``start`` and ``length`` (bytes held).
+    """
+
+    def __init__(self, url, bucket, key, final, temp, part_size, rng=None,
+                 return_missing=False, version_id=None) -> None:
+        super().__init__(url, bucket, key)
+        self.final = final
+        self.temp = temp
+        self.part_size = part_size
+        self.rng = rng
+        self.return_missing = return_missing
+        self.version_id = version_id
+        self.missing = False
+        self.headers: dict[str, str] = {}
+        self.total: int | None = None
+        self.start_offset = 0
+        self.length = 0
+        self._parts_left = 0
+
+    def start(self) -> list[TaskSpec]:
+        p = self.part_size
+        args: dict[str, Any] = {"path": self.temp, "final": self.final, "first": True,
+                                "version_id": self.version_id}
+        if self.rng is None:
+            args.update(range=f"bytes=0-{p - 1}", base=0, want_end=None, whole=True)
+        else:
+            off, length = self.rng
+            if length is None:
+                args.update(range=f"bytes={off}-{off + p - 1}", base=off, want_end=None)
+            elif length < 0:
+                args.update(range=f"bytes={length}", base=None, want_end=None)
+            else:
+                args.update(range=f"bytes={off}-{off + min(length, p) - 1}", base=off,
+                            want_end=off + length)
+        return [self.spec("get", **args)]
+
+    def on_result(self, task: Task, value: Any, error: tuple | None) -> list[TaskSpec]:
+        self.received()
+        if self.done:
+            return []
+        if error is not None:
+            err = make_error(error, self.url)
+            if task.args["first"] and isinstance(err, S3NotFound) and self.return_missing:
+                self.missing = True
+                self.done = True
+            else:
+                self.fail(err)
+                self.discard()
+            return []
+        if task.args["first"]:
+            self.headers = value["headers"]
+            self.total = value["total"]
+            self.start_offset = value["base"]
+            self.length = value["end"] - value["base"]
+            if value["complete"]:
+                self.done = True
+                return []
+            etag = self.headers.get("etag", "").strip('"') or None
+            specs = []
+            pos = value["start"] + value["length"]
+            while pos < value["end"]:
+                n = min(self.part_size, value["end"] - pos)
+                specs.append(self.spec(
+                    "get", path=self.temp, base=value["base"], range=f"bytes={pos}-{pos + n - 1}",
+                    first=False, if_match=etag, expect=(pos, n), version_id=self.version_id))
+                pos += n
+            self._parts_left = len(specs)
+            return specs
+        self._parts_left -= 1
+        if self._parts_left == 0:
+            try:
+                os.replace(self.temp, self.final)
+            except OSError as e:
+                self.fail(S3Error(f"Could not move the download into place: {e}", self.url,
+                                  "LocalIOError"))
+                self.discard()
+                return []
+            self.done = True
+        return []
+
+    def cancel(self) -> list[TaskSpec]:
+        super().cancel()
+        self.discard()
+        return []
+
+    def discard(self) -> None:
+        """Remove the temp file (and never leave a final file for a failed download)."""
+        for path in (self.temp,):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+
+class PutOp(_Op):
+    """Upload one object from ``body`` (bytes) or ``path``.
+
+    ``multipart_size`` is the part size to use, or ``None`` for a single PUT.
+    After success ``uploaded`` is True (False when skipped by ``overwrite=False``).
+    """
+
+    def __init__(self, url, bucket, key, size, headers, body=None, path=None, overwrite=True,
+                 multipart_size=None, md5=False) -> None:
+        super().__init__(url, bucket, key)
+        self.size = size
+        self.headers = headers
+        self.body = body
+        self.path = path
+        self.overwrite = overwrite
+        self.multipart_size = multipart_size
+        self.md5 = md5
+        self.uploaded = False
+        self.upload_id: str | None = None
+        self._etags: dict[int, str] = {}
+        self._parts_left = 0
+
+    def start(self) -> list[TaskSpec]:
+        if not self.overwrite:
+            return [self.spec("head")]
+        return self._upload()
+
+    def _upload(self) -> list[TaskSpec]:
+        if self.multipart_size is None:
+            if self.body is not None:
+                return [self.spec("put", body=self.body, headers=self.headers, md5=self.md5)]
+            return [self.spec("put", path=self.path, offset=0, length=self.size,
+                              headers=self.headers, md5=self.md5)]
+        return [self.spec("mpu_create", headers=self.headers)]
+
+    def _parts(self) -> list[TaskSpec]:
+        specs = []
+        part = self.multipart_size
+        for i, off in enumerate(range(0, self.size, part), start=1):
+            specs.append(self.spec("mpu_part", upload_id=self.upload_id, part=i, path=self.path,
+                                   offset=off, length=min(part, self.size - off), md5=self.md5))
+        self._parts_left = len(specs)
+        return specs
+
+    def on_result(self, task: Task, value: Any, error: tuple | None) -> list[TaskSpec]:
+        self.received()
+        kind = task.kind
+        if kind == "mpu_abort":
+            self.done = self.outstanding == 0
+            return []
+        if kind == "mpu_create" and value is not None and (self.cancelled or self.done):
+            self.upload_id = value["upload_id"]
+            return [self.spec("mpu_abort", upload_id=self.upload_id)]
+        if self.done:
+            return self._abort_when_idle()
+        if error is not None:
+            err = make_error(error, self.url)
+            if kind == "head" and isinstance(err, S3NotFound):
+                return self._upload()
+            self.fail(err)
+            return self._abort_when_idle()
+        if kind == "head":  # exists and overwrite=False: leave it alone
+            self.done = True
+        elif kind == "put" or kind == "mpu_complete":
+            self.uploaded = True
+            self.done = True
+        elif kind == "mpu_create":
+            self.upload_id = value["upload_id"]
+            return self._parts()
+        elif kind == "mpu_part":
+            self._etags[value["part"]] = value["etag"]
+            self._parts_left -= 1
+            if self._parts_left == 0:
+                return [self.spec("mpu_complete", upload_id=self.upload_id,
+                                  parts=sorted(self._etags.items()))]
+        return []
+
+    def _abort_when_idle(self) -> list[TaskSpec]:
+        """After a failure: abort the upload once no part is still in flight."""
+        if self.upload_id and self.outstanding == 0:
+            uid, self.upload_id = self.upload_id, None
+            self.done = False
+            return [self.spec("mpu_abort", upload_id=uid)]
+        return []
+
+    def cancel(self) -> list[TaskSpec]:
+        super().cancel()
+        return self._abort_when_idle()
+
+
+class ListOp(_Op):
+    """List ``prefix`` (one level with ``delimiter="/"``, else recursively), all pages.
+
+    ``objects`` collects ``(key, size, last_modified, etag)``; ``prefixes`` the common
+    prefixes. A missing bucket fails with S3NotFound.
+    """
+
+    def __init__(self, url, bucket, prefix, delimiter=None) -> None:
+        super().__init__(url, bucket, prefix)
+        self.delimiter = delimiter
+        self.objects: list[tuple[str, int, int | None, str]] = []
+        self.prefixes: list[str] = []
+
+    def start(self) -> list[TaskSpec]:
+        return [self.spec("list", prefix=self.key, delimiter=self.delimiter, token=None)]
+
+    def on_result(self, task: Task, value: Any, error: tuple | None) -> list[TaskSpec]:
+        self.received()
+        if self.done:
+            return []
+        if error is not None:
+            self.fail(error)
+            return []
+        self.objects.extend(value["objects"])
+        self.prefixes.extend(value["prefixes"])
+        if value["next"]:
+            return [self.spec("list", prefix=self.key, delimiter=self.delimiter,
+                              token=value["next"])]
+        self.done = True
+        return []
+
+
+class DeleteOp(_Op):
+    """Delete up to 1000 keys of one bucket with one DeleteObjects request."""
+
+    def __init__(self, url, bucket, keys: list[str]) -> None:
+        super().__init__(url, bucket, "")
+        self.keys = keys
+        self.failures: list[tuple[str, str, str]] = []
+
+    def start(self) -> list[TaskSpec]:
+        return [self.spec("delete", keys=self.keys)]
+
+    def on_result(self, task: Task, value: Any, error: tuple | None) -> list[TaskSpec]:
+        self.received()
+        if error is not None:
+            self.fail(error)
+        else:
+            self.failures = value["errors"]
+        self.done = True
+        return []

@@ -1,0 +1,343 @@
+"""The worker processes: started once per S3 context, fed tasks, results back.
+
+:meth:`Pool.run` drives a batch of *ops* (``plan.py``): each op yields task specs, the pool
+gives every task an id, keeps at most ``capacity`` tasks queued at each worker, and hands each
+result back to its op, which may ask for follow-up tasks (the parts of a large object, the next
+listing page, the completion of a multipart upload).
+
+Failure handling:
+
+* A worker that dies (crash, SIGKILL) is replaced; the tasks it held are re-run, each at most
+  ``MAX_RERUNS`` times before it fails as ``WorkerCrashed``.
+* With ``fail_fast``, the first op that fails cancels the batch: queued tasks are dropped, ops
+  are told to :meth:`cancel` (returning cleanup tasks such as aborting a multipart upload),
+  in-flight tasks finish, then :meth:`run` returns.
+* ``KeyboardInterrupt`` (or any exception) in the parent kills the workers at once, runs the
+  cleanup tasks on fresh workers within ``CLEANUP_SECONDS`` and re-raises.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from ..errors import S3Error
+from .tasks import Task, TaskSpec, read_frame, write_frame
+
+log = logging.getLogger("fasts3.pool")
+MAX_RERUNS = 3
+MAX_RESPAWNS = 20
+CLEANUP_SECONDS = 15.0
+_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class Op(Protocol):
+    """What the pool needs of an op (see ``plan.py``)."""
+
+    done: bool
+    error: S3Error | None
+
+    def start(self) -> list[TaskSpec]: ...
+
+    def on_result(self, task: Task, value: Any, error: tuple | None) -> list[TaskSpec]: ...
+
+    def cancel(self) -> list[TaskSpec]: ...
+
+
+class _Worker:
+    def __init__(self, slot: int, gen: int, proc: subprocess.Popen) -> None:
+        self.slot = slot
+        self.gen = gen
+        self.proc = proc
+        self.inflight: dict[int, Task] = {}
+        self.alive = True
+
+
+class Pool:
+    """A fixed number of worker processes, each running ``threads`` requests at once."""
+
+    def __init__(self, init: dict, processes: int, threads: int) -> None:
+        self._init = dict(init, threads=threads)
+        self.processes = processes
+        self.capacity = threads * 2
+        self._workers: list[_Worker] = []
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._ids = itertools.count(1)
+        self._gen = itertools.count(1)
+        self._respawns = 0
+        self._closed = False
+
+    # -- lifecycle ---------------------------------------------------------------------
+    @property
+    def started(self) -> bool:
+        return bool(self._workers)
+
+    def start(self) -> None:
+        """Start the workers (idempotent)."""
+        if self._closed:
+            raise S3Error("This S3 client is closed")
+        if not self._workers:
+            self._workers = [self._spawn(i) for i in range(self.processes)]
+
+    def _spawn(self, slot: int) -> _Worker:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = _PACKAGE_ROOT + (os.pathsep + env["PYTHONPATH"]
+                                             if env.get("PYTHONPATH") else "")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fasts3.engine.worker"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True,
+        )
+        w = _Worker(slot, next(self._gen), proc)
+        write_frame(proc.stdin, ("init", self._init))
+        threading.Thread(target=self._read, args=(w,), daemon=True,
+                         name=f"fasts3-pool-reader-{slot}").start()
+        return w
+
+    def _read(self, w: _Worker) -> None:
+        while True:
+            try:
+                msg = read_frame(w.proc.stdout)
+            except (OSError, ValueError, EOFError):
+                msg = None
+            self._inbox.put((w.slot, w.gen, msg))
+            if msg is None:
+                return
+
+    def set_credentials(self, credentials: Any) -> None:
+        """Send fresh credentials to every worker (and to workers started later)."""
+        self._init["credentials"] = credentials
+        for w in self._workers:
+            self._send(w, ("creds", credentials))
+
+    def _send(self, w: _Worker, msg: object) -> bool:
+        try:
+            write_frame(w.proc.stdin, msg)
+            return True
+        except (BrokenPipeError, OSError, ValueError):
+            return False  # the reader thread reports the death
+
+    def kill(self) -> None:
+        """Kill every worker now (used on interrupt); :meth:`start` makes new ones."""
+        for w in self._workers:
+            w.alive = False
+            if w.proc.poll() is None:
+                w.proc.kill()
+        for w in self._workers:
+            _reap(w.proc)
+        self._workers = []
+        self._inbox = queue.SimpleQueue()
+
+    def close(self) -> None:
+        """Stop the workers gracefully (kill after 5 s). Idempotent."""
+        self._closed = True
+        for w in self._workers:
+            self._send(w, ("stop",))
+            try:
+                w.proc.stdin.close()
+            except OSError:
+                pass
+        deadline = time.monotonic() + 5.0
+        for w in self._workers:
+            try:
+                w.proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                w.proc.kill()
+            _reap(w.proc)
+        self._workers = []
+
+    # -- running a batch ---------------------------------------------------------------
+    def run(
+        self,
+        ops: Sequence[Op],
+        on_bytes: Callable[[int], None] | None = None,
+        on_done: Callable[[Op], None] | None = None,
+        fail_fast: bool = True,
+    ) -> None:
+        """Run ``ops`` to completion (or, with ``fail_fast``, until the first failure has been
+        cleaned up). ``on_bytes(n)`` gets byte counts as workers report them, ``on_done(op)``
+        each finished op. Errors stay on the ops; the caller decides what to raise."""
+        self.start()
+        batch = _Batch(self, ops, on_bytes, on_done, fail_fast)
+        try:
+            batch.loop()
+        except BaseException:
+            cleanup = batch.cancel_all(include_inflight=True)
+            self.kill()
+            if cleanup:
+                self._run_cleanup(cleanup)
+            raise
+
+    def _run_cleanup(self, specs: list[tuple[Op, TaskSpec]]) -> None:
+        """Best effort: run cleanup tasks (aborts) on fresh workers, bounded in time."""
+        try:
+            self.start()
+            batch = _Batch(self, [], None, None, False)
+            for op, spec in specs:
+                batch.submit(op, [spec])
+            batch.loop(deadline=time.monotonic() + CLEANUP_SECONDS)
+        except BaseException as e:  # noqa: BLE001 - cleanup must not mask the original error
+            log.warning("cleanup after an interrupted batch did not finish: %r", e)
+            self.kill()
+
+    def new_id(self) -> int:
+        return next(self._ids)
+
+    def workers(self) -> list[_Worker]:
+        return self._workers
+
+    def replace(self, w: _Worker) -> _Worker:
+        """Replace a dead worker; return the new one."""
+        self._respawns += 1
+        if self._respawns > MAX_RESPAWNS:
+            raise S3Error("Worker processes keep dying; see the log above", code="WorkerCrashed")
+        log.warning("worker process %d died (exit %s); starting a new one", w.proc.pid,
+                    w.proc.poll())
+        _reap(w.proc)
+        nw = self._spawn(w.slot)
+        self._workers[w.slot] = nw
+        return nw
+
+    def receive(self, timeout: float) -> list:
+        try:
+            items = [self._inbox.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        try:
+            while True:
+                items.append(self._inbox.get_nowait())
+        except queue.Empty:
+            return items
+
+
+def _reap(proc: subprocess.Popen) -> None:
+    for stream in (proc.stdin, proc.stdout):
+        try:
+            if stream:
+                stream.close()
+        except OSError:
+            pass
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class _Batch:
+    """The bookkeeping of one :meth:`Pool.run` call."""
+
+    def __init__(self, pool: Pool, ops, on_bytes, on_done, fail_fast: bool) -> None:
+        self.pool = pool
+        self.ops = ops
+        self.on_bytes = on_bytes
+        self.on_done = on_done
+        self.fail_fast = fail_fast
+        self.pending: deque[Task] = deque()
+        self.owner: dict[int, Op] = {}
+        self.reruns: dict[int, int] = {}
+        self.failed = False
+        for op in ops:
+            self.submit(op, op.start())
+            if op.done and on_done is not None:
+                on_done(op)
+
+    def submit(self, op: Op, specs: list[TaskSpec]) -> None:
+        for spec in specs:
+            task = Task(self.pool.new_id(), spec.kind, spec.bucket, spec.key, spec.args)
+            self.pending.append(task)
+            self.owner[task.id] = op
+
+    def loop(self, deadline: float | None = None) -> None:
+        while self.owner:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError("cleanup deadline passed")
+            self.dispatch()
+            for slot, gen, msgs in self.pool.receive(timeout=1.0):
+                workers = self.pool.workers()
+                if slot >= len(workers) or workers[slot].gen != gen:
+                    continue
+                w = workers[slot]
+                if msgs is None:
+                    self.worker_died(w)
+                    continue
+                for m in msgs:
+                    if m[0] == "p":
+                        if self.on_bytes is not None:
+                            self.on_bytes(m[1])
+                    else:
+                        self.finish(w.inflight.pop(m[1], None), m[2], m[3])
+
+    def dispatch(self) -> None:
+        if not self.pending:
+            return
+        workers = [w for w in self.pool.workers() if w.alive]
+        share = -(-len(self.pending) // max(1, len(workers)))
+        for w in workers:
+            room = min(self.pool.capacity - len(w.inflight), share)
+            if room <= 0:
+                continue
+            batch = [self.pending.popleft() for _ in range(min(room, len(self.pending)))]
+            for t in batch:
+                w.inflight[t.id] = t
+            self.pool._send(w, ("tasks", batch))
+            if not self.pending:
+                return
+
+    def finish(self, task: Task | None, value: Any, error: tuple | None) -> None:
+        if task is None:
+            return
+        op = self.owner.pop(task.id, None)
+        if op is None:
+            return
+        was_done = op.done
+        specs = op.on_result(task, value, error)
+        if self.failed:
+            specs = [s for s in specs if s.kind == "mpu_abort"]
+        self.submit(op, specs)
+        if op.done and not was_done:
+            if self.on_done is not None:
+                self.on_done(op)
+            if op.error is not None and self.fail_fast and not self.failed:
+                self.failed = True
+                self.submit_cleanup(self.cancel_all(include_inflight=False))
+
+    def submit_cleanup(self, cleanup: list[tuple[Op, TaskSpec]]) -> None:
+        for op, spec in cleanup:
+            self.submit(op, [spec])
+
+    def cancel_all(self, include_inflight: bool) -> list[tuple[Op, TaskSpec]]:
+        """Drop queued tasks and cancel every unfinished op; return their cleanup tasks."""
+        self.failed = True
+        dropped = [t for t in self.pending if t.kind != "mpu_abort"]
+        self.pending = deque(t for t in self.pending if t.kind == "mpu_abort")
+        for t in dropped:
+            self.owner.pop(t.id, None)
+        if include_inflight:
+            self.owner.clear()
+        cleanup = []
+        for op in self.ops:
+            if not op.done:
+                cleanup.extend((op, s) for s in op.cancel())
+        return cleanup
+
+    def worker_died(self, w: _Worker) -> None:
+        w.alive = False
+        orphans = list(w.inflight.values())
+        w.inflight.clear()
+        self.pool.replace(w)
+        for t in reversed(orphans):
+            n = self.reruns[t.id] = self.reruns.get(t.id, 0) + 1
+            if n > MAX_RERUNS:
+                self.finish(t, None, (0, "WorkerCrashed", "a worker died running this task "
+                                      f"{n} times", False, n))
+            else:
+                self.pending.appendleft(t)

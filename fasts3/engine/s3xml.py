@@ -1,0 +1,115 @@
+"""The few S3 XML documents the engine reads and writes: errors, listings, multipart uploads,
+batch deletes. Parsing is namespace-agnostic (S3-compatible servers differ)."""
+
+from __future__ import annotations
+
+import calendar
+import time
+import xml.etree.ElementTree as ET
+from xml.sax.saxutils import escape
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _children(elem: ET.Element) -> dict[str, str]:
+    return {_local(c.tag): (c.text or "") for c in elem}
+
+
+def parse_error(data: bytes) -> tuple[str | None, str | None]:
+    """``(code, message)`` from an S3 ``<Error>`` body; ``(None, None)`` if there is none."""
+    if not data or b"<" not in data:
+        return None, None
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError:
+        return None, data[:200].decode("utf-8", "replace")
+    fields = _children(root)
+    return fields.get("Code"), fields.get("Message")
+
+
+def parse_http_date(text: str | None) -> int | None:
+    """RFC 7231 date (``Last-Modified``) to epoch seconds."""
+    if not text:
+        return None
+    try:
+        return calendar.timegm(time.strptime(text, "%a, %d %b %Y %H:%M:%S GMT"))
+    except ValueError:
+        return None
+
+
+def parse_iso_date(text: str | None) -> int | None:
+    """ISO 8601 (``2024-01-02T03:04:05.000Z``) to epoch seconds."""
+    if not text:
+        return None
+    try:
+        return calendar.timegm(time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return None
+
+
+def parse_list(data: bytes) -> dict:
+    """A ListObjectsV2 page: ``{"objects": [(key, size, last_modified, etag)],
+    "prefixes": [prefix], "next": continuation token or None}``."""
+    root = ET.fromstring(data)
+    objects: list[tuple[str, int, int | None, str]] = []
+    prefixes: list[str] = []
+    token = None
+    truncated = False
+    for child in root:
+        tag = _local(child.tag)
+        if tag == "Contents":
+            f = _children(child)
+            objects.append(
+                (f.get("Key", ""), int(f.get("Size", "0") or 0),
+                 parse_iso_date(f.get("LastModified")), f.get("ETag", "").strip('"'))
+            )
+        elif tag == "CommonPrefixes":
+            prefixes.append(_children(child).get("Prefix", ""))
+        elif tag == "NextContinuationToken":
+            token = child.text
+        elif tag == "IsTruncated":
+            truncated = (child.text or "").strip().lower() == "true"
+    return {"objects": objects, "prefixes": prefixes, "next": token if truncated else None}
+
+
+def parse_upload_id(data: bytes) -> str:
+    """The ``UploadId`` of an InitiateMultipartUploadResult."""
+    uid = _children(ET.fromstring(data)).get("UploadId")
+    if not uid:
+        raise ValueError("No UploadId in the CreateMultipartUpload response")
+    return uid
+
+
+def complete_body(parts: list[tuple[int, str]]) -> bytes:
+    """The CompleteMultipartUpload document for ``[(part_number, etag), ...]``."""
+    items = "".join(
+        f"<Part><PartNumber>{n}</PartNumber><ETag>\"{escape(etag)}\"</ETag></Part>"
+        for n, etag in sorted(parts)
+    )
+    return f"<CompleteMultipartUpload>{items}</CompleteMultipartUpload>".encode()
+
+
+def check_complete(data: bytes) -> tuple[str | None, str | None]:
+    """A 200 to CompleteMultipartUpload may still carry an ``<Error>``: ``(code, message)``."""
+    if b"<Error>" in data[:512]:
+        return parse_error(data)
+    return None, None
+
+
+def delete_body(keys: list[str]) -> bytes:
+    """The DeleteObjects document (quiet mode) for up to 1000 keys."""
+    items = "".join(f"<Object><Key>{escape(k)}</Key></Object>" for k in keys)
+    return f"<Delete><Quiet>true</Quiet>{items}</Delete>".encode()
+
+
+def parse_delete_errors(data: bytes) -> list[tuple[str, str, str]]:
+    """``[(key, code, message)]`` for the keys a DeleteObjects call failed to delete."""
+    root = ET.fromstring(data)
+    out = []
+    for child in root:
+        if _local(child.tag) == "Error":
+            f = _children(child)
+            out.append((f.get("Key", ""), f.get("Code", ""), f.get("Message", "")))
+    return out

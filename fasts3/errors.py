@@ -1,0 +1,131 @@
+"""The fasts3 exception tree.
+
+Every error a user sees is an :class:`S3Error`. Each carries the URL it concerns (``url``), the
+S3 error code when the server sent one (``code``, e.g. ``"NoSuchKey"``) and the HTTP status
+(``status``, 0 when no response arrived). Messages never contain credentials.
+
+The worker processes never raise these across the process boundary: they report
+``(status, code, message)`` and the parent calls :func:`error_from_response`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class S3Error(Exception):
+    """Base class of every fasts3 error.
+
+    Attributes:
+        url: the ``s3://bucket/key`` URL the error concerns, or ``None``.
+        code: the S3 error code (``"NoSuchKey"``, ``"SlowDown"``, ...) or a fasts3 code.
+        status: the HTTP status of the failed response; 0 if there was none.
+    """
+
+    def __init__(
+        self, message: str, url: str | None = None, code: str | None = None, status: int = 0
+    ) -> None:
+        self.url = url
+        self.code = code
+        self.status = status
+        self.message = message
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        parts = [self.message]
+        if self.url:
+            parts.append(f"url={self.url}")
+        if self.code:
+            parts.append(f"code={self.code}")
+        if self.status:
+            parts.append(f"status={self.status}")
+        return " | ".join(parts) if len(parts) > 1 else parts[0]
+
+    def __reduce__(self):  # keep exceptions picklable with their fields
+        return (_rebuild, (type(self), self.message, self.url, self.code, self.status))
+
+
+def _rebuild(cls, message, url, code, status):
+    return cls(message, url=url, code=code, status=status)
+
+
+class S3NotFound(S3Error, FileNotFoundError):
+    """The object, bucket or local file does not exist (404, NoSuchKey, NoSuchBucket)."""
+
+
+class S3AccessDenied(S3Error, PermissionError):
+    """The credentials were refused (403: AccessDenied, SignatureDoesNotMatch, ...)."""
+
+
+class S3InvalidRange(S3Error):
+    """A byte range starts at or past the end of the object (416 InvalidRange)."""
+
+
+class S3URLError(S3Error, ValueError):
+    """A URL, root or key is malformed or not allowed here. Raised before any request."""
+
+
+class S3InvalidObject(S3Error, TypeError):
+    """A value given to ``put`` is not ``str``, ``bytes`` or a readable binary file object."""
+
+
+class S3TransientError(S3Error):
+    """A failure that may succeed when retried (5xx, SlowDown, reset, short body)."""
+
+
+class S3RetriesExhausted(S3TransientError):
+    """Transient failures persisted through every allowed attempt.
+
+    Attributes:
+        urls: every URL whose request gave up (the first is also ``url``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        url: str | None = None,
+        code: str | None = None,
+        status: int = 0,
+        urls: Sequence[str] = (),
+    ) -> None:
+        self.urls = list(urls) or ([url] if url else [])
+        super().__init__(message, url=url, code=code, status=status)
+
+    def __reduce__(self):
+        return (_rebuild_exhausted, (self.message, self.url, self.code, self.status, self.urls))
+
+
+def _rebuild_exhausted(message, url, code, status, urls):
+    return S3RetriesExhausted(message, url=url, code=code, status=status, urls=urls)
+
+
+_NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "NotFound", "NoSuchUpload"})
+_DENIED_CODES = frozenset(
+    {
+        "AccessDenied",
+        "SignatureDoesNotMatch",
+        "InvalidAccessKeyId",
+        "ExpiredToken",
+        "InvalidToken",
+        "TokenRefreshRequired",
+        "AllAccessDisabled",
+        "AccountProblem",
+    }
+)
+
+
+def error_from_response(status: int, code: str | None, message: str, url: str | None) -> S3Error:
+    """Map a failed S3 response to the typed error a user should see.
+
+    ``status`` is the HTTP status (0 if no response), ``code`` the S3 error code if any.
+    """
+    code = code or (str(status) if status else None)
+    if status == 404 or code in _NOT_FOUND_CODES:
+        return S3NotFound(message or "Not found", url, code, status)
+    if status == 403 or code in _DENIED_CODES:
+        return S3AccessDenied(message or "Access denied", url, code, status)
+    if status == 416 or code == "InvalidRange":
+        return S3InvalidRange(message or "Range not satisfiable", url, code, status)
+    if status >= 500 or status == 0 or status == 429 or code in ("SlowDown", "RequestTimeout"):
+        return S3TransientError(message or "Transient failure", url, code, status)
+    return S3Error(message or "Request failed", url, code, status)
