@@ -334,6 +334,26 @@ class S3:
             url=url)
 
 
+    # -- more capabilities, each in its own module -------------------------------------
+    def open(self, key: str, **options: Any) -> Any:
+        """A read-only, seekable binary file over one object (see ``fasts3.seekable``)."""
+        from .seekable import open_object
+
+        return open_object(self, key, **options)
+
+    def delete_many(self, keys: Iterable[str], **options: Any) -> Any:
+        """Delete objects in batches of 1000 (see ``fasts3.manage``)."""
+        from .manage import delete_many
+
+        return delete_many(self, keys, **options)
+
+    def copy_many(self, pairs: Iterable[Any], **options: Any) -> Any:
+        """Server-side copies (see ``fasts3.manage``)."""
+        from .manage import copy_many
+
+        return copy_many(self, pairs, **options)
+
+
 def _is_put_object(o: Any) -> bool:
     return isinstance(o, S3PutObject) or (hasattr(o, "key") and
                                           (hasattr(o, "value") or hasattr(o, "path")))
