@@ -19,6 +19,7 @@ MAX_PARTS = 10_000
 MIN_PART_SIZE = 5 * MiB
 MAX_PART_SIZE = 5 * GiB
 
+_SIZE_FIELDS = ("part_size", "multipart_threshold", "inline_put_limit")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.I)
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": MiB, "g": GiB, "t": 1 << 40}
 
@@ -111,13 +112,17 @@ class TransferConfig:
             raw = os.environ.get("FASTS3_" + f.name.upper())
             if raw is None:
                 continue
-            if f.type in ("int",) and f.name in ("part_size", "multipart_threshold",
-                                                 "inline_put_limit"):
-                values[f.name] = parse_size(raw)
-            elif f.type == "int":
-                values[f.name] = int(raw)
-            else:
-                values[f.name] = float(raw)
+            try:
+                if f.name in _SIZE_FIELDS:
+                    values[f.name] = parse_size(raw)
+                elif f.type == "bool":
+                    values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
+                elif f.type == "int":
+                    values[f.name] = int(raw)
+                else:
+                    values[f.name] = float(raw)
+            except ValueError:
+                raise ValueError(f"FASTS3_{f.name.upper()}={raw!r} is not valid") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 
