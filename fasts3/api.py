@@ -19,6 +19,7 @@ from .errors import S3Error, S3InvalidObject, S3NotFound, S3URLError
 from .headers import info_of, put_headers
 from .objects import RangeInfo, S3GetObject, S3Object, S3PutObject
 from .runroot import run_root
+from .session import upload_headers
 from .urls import key_of, make_root, resolve, split_url, temp_name
 
 log = logging.getLogger("fasts3")
@@ -42,6 +43,11 @@ class S3:
         client_params: keyword arguments for ``session.client("s3", ...)``.
         config: a :class:`TransferConfig` (default: from the machine and ``FASTS3_*``).
         progress: ``None`` (bar on a TTY), ``True``, ``False`` or ``"log"``.
+        encryption: server-side encryption of uploads (``"AES256"``, ``"aws:kms"``).
+        region, profile, anonymous, requester_pays, addressing_style: client options, see
+            ``fasts3.session``.
+        kms_key_id: KMS key of uploads (implies ``encryption="aws:kms"``).
+        storage_class: storage class of uploads (e.g. ``"STANDARD_IA"``).
     """
 
     def __init__(
@@ -52,25 +58,36 @@ class S3:
         run: Any = None,
         s3root: str | None = None,
         endpoint_url: str | None = None,
-        role: str | None = None,
+        role: str | dict[str, Any] | None = None,
         session_vars: dict[str, Any] | None = None,
         client_params: dict[str, Any] | None = None,
         config: TransferConfig | None = None,
         progress: bool | str | None = None,
         encryption: str | None = None,
+        *,
+        region: str | None = None,
+        profile: str | None = None,
+        anonymous: bool = False,
+        requester_pays: bool = False,
+        addressing_style: str | None = None,
+        kms_key_id: str | None = None,
+        storage_class: str | None = None,
     ) -> None:
         if run is not None:
             s3root = run_root(run, bucket, prefix)
             bucket = prefix = None
         self._root = make_root(s3root, bucket, prefix)
         self._config = config or TransferConfig.from_env()
-        self._encryption = encryption
+        self._encryption = encryption or ("aws:kms" if kms_key_id else None)
+        self._kms_key_id = kms_key_id
+        self._storage_class = storage_class
         os.makedirs(tmproot, exist_ok=True)
         self._tmpdir: str | None = tempfile.mkdtemp(prefix="fasts3.", dir=tmproot)
         self._serial = itertools.count()
         self._batches = Batches(self._config, progress, dict(
             endpoint_url=endpoint_url, role=role, session_vars=session_vars,
-            client_params=client_params))
+            client_params=client_params, region=region, profile=profile, anonymous=anonymous,
+            requester_pays=requester_pays, addressing_style=addressing_style))
 
     # -- lifecycle ---------------------------------------------------------------------
     def __enter__(self) -> S3:
@@ -289,6 +306,8 @@ class S3:
         ctype = getattr(item, "content_type", None) or content_types.guess(okey)
         headers = put_headers(ctype, getattr(item, "metadata", None),
                               getattr(item, "encryption", None) or self._encryption, url)
+        headers.update(upload_headers(headers.get("x-amz-server-side-encryption"),
+                                      self._kms_key_id, self._storage_class))
         body, path = None, getattr(item, "path", None)
         value = getattr(item, "value", None)
         if path is not None:

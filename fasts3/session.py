@@ -5,60 +5,113 @@ endpoint/region resolution, reduced to what worker processes need (an
 
 Only the parent process imports boto3. Credentials are re-read from the (refreshing) botocore
 credential object before every batch, so long jobs with temporary credentials keep working.
+
+Client options (all optional; explicit arguments win over ``session_vars``/``client_params``,
+which win over the environment and the AWS config files):
+
+* ``endpoint_url`` — else ``client_params["endpoint_url"]``, ``AWS_ENDPOINT_URL_S3``,
+  ``AWS_ENDPOINT_URL``, else AWS.
+* ``profile``, ``region`` — the AWS config profile and region.
+* ``addressing_style`` — ``"path"`` (``host/bucket/key``), ``"virtual"``
+  (``bucket.host/key``) or ``None``/``"auto"``: path style for a custom endpoint, virtual
+  hosting on AWS. Buckets with dots always use path style.
+* ``anonymous`` — unsigned requests (public buckets); also detected from
+  ``client_params={"config": Config(signature_version=UNSIGNED)}``.
+* ``requester_pays`` — send ``x-amz-request-payer: requester`` on every request.
+* ``role`` — assume this role through STS (an ARN, or a dict of AssumeRole parameters such
+  as ``{"RoleArn": ..., "DurationSeconds": 3600, "ExternalId": ...}``); the temporary
+  credentials refresh automatically before they expire. The STS endpoint follows botocore's
+  resolution (``AWS_ENDPOINT_URL_STS``, the config file, else AWS).
+
+Credentials come only from the standard chain or from these parameters.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from .engine.sigv4 import Credentials
 from .engine.transport import EndpointSpec
-from .errors import S3AccessDenied, S3Error
+from .errors import S3AccessDenied, S3Error, S3InvalidObject
 
 log = logging.getLogger("fasts3.session")
 
+ADDRESSING_STYLES = (None, "auto", "path", "virtual")
+REQUEST_PAYER = ("x-amz-request-payer", "requester")
+_STORAGE_CLASS = re.compile(r"^[A-Z][A-Z0-9_]{1,63}$")
+
 
 class Connection:
-    """A boto3 session and S3 client, resolved once per :class:`~fasts3.S3` context."""
+    """A boto3 session and S3 client, resolved once per :class:`~fasts3.S3` context.
+
+    Attributes: ``endpoint`` (what workers connect to), ``client`` (a boto3 S3 client, for
+    rare control-plane calls only), ``session``, ``anonymous``. Raises :class:`S3Error` for
+    invalid options and :class:`S3AccessDenied` if a role cannot be assumed.
+    """
 
     def __init__(
         self,
         endpoint_url: str | None = None,
         session_vars: dict[str, Any] | None = None,
         client_params: dict[str, Any] | None = None,
-        role: str | None = None,
+        role: str | Mapping[str, Any] | None = None,
+        *,
+        region: str | None = None,
+        profile: str | None = None,
+        anonymous: bool = False,
+        requester_pays: bool = False,
+        addressing_style: str | None = None,
     ) -> None:
         import boto3
         from botocore import UNSIGNED
         from botocore.config import Config
 
+        if addressing_style not in ADDRESSING_STYLES:
+            raise S3Error(f"addressing_style must be one of {ADDRESSING_STYLES[1:]}",
+                          code="InvalidOption")
         params = dict(client_params or {})
         endpoint_url = (endpoint_url or params.pop("endpoint_url", None)
                         or os.environ.get("AWS_ENDPOINT_URL_S3")
                         or os.environ.get("AWS_ENDPOINT_URL"))
-        self.session = boto3.session.Session(**(session_vars or {}))
-        if role:
+        svars = dict(session_vars or {})
+        if profile:
+            svars["profile_name"] = profile
+        if region:
+            svars["region_name"] = region
+            params.pop("region_name", None)
+        try:
+            self.session = boto3.session.Session(**svars)
+        except Exception as e:  # ProfileNotFound and friends
+            raise S3Error(f"Could not create an AWS session: {e}", code="InvalidOption") from None
+        config = params.pop("config", None) or Config()
+        if anonymous:
+            config = config.merge(Config(signature_version=UNSIGNED))
+        if addressing_style and addressing_style != "auto":
+            s3cfg = dict(config.s3 or {}, addressing_style=addressing_style)
+            config = config.merge(Config(s3=s3cfg))
+        self.anonymous = getattr(config, "signature_version", None) is UNSIGNED
+        if role and not self.anonymous:
             self.session = _assume_role(self.session, role)
-        config = params.pop("config", None)
-        anonymous = config is not None and getattr(config, "signature_version", None) is UNSIGNED
-        self.client = self.session.client("s3", endpoint_url=endpoint_url,
-                                          config=config or Config(), **params)
+        self.client = self.session.client("s3", endpoint_url=endpoint_url, config=config,
+                                          **params)
         meta = self.client.meta
-        region = meta.region_name or "us-east-1"
+        region_name = meta.region_name or "us-east-1"
         parts = urlsplit(meta.endpoint_url)
         style = (meta.config.s3 or {}).get("addressing_style") if meta.config.s3 else None
         path_style = style == "path" or (style != "virtual" and endpoint_url is not None)
+        headers = (REQUEST_PAYER,) if requester_pays else ()
         self.endpoint = EndpointSpec(
-            parts.scheme, parts.hostname or "", parts.port or (443 if parts.scheme == "https"
-                                                               else 80),
-            region, path_style,
+            parts.scheme, parts.hostname or "",
+            parts.port or (443 if parts.scheme == "https" else 80),
+            region_name, path_style, headers,
         )
-        self._anonymous = anonymous
-        self._creds = None if anonymous else self.session.get_credentials()
-        if self._creds is None and not anonymous:
+        self._creds = None if self.anonymous else self.session.get_credentials()
+        if self._creds is None and not self.anonymous:
             log.info("no AWS credentials found; sending unsigned (anonymous) requests")
 
     def credentials(self) -> Credentials:
@@ -68,30 +121,60 @@ class Connection:
         try:
             f = self._creds.get_frozen_credentials()
         except Exception as e:  # botocore raises many types here; none should escape raw
-            raise S3AccessDenied(f"Could not obtain AWS credentials: {type(e).__name__}",
+            raise S3AccessDenied(f"Could not obtain AWS credentials: {type(e).__name__}: {e}",
                                  code="NoCredentials") from None
         return Credentials(f.access_key, f.secret_key, f.token)
 
 
-def _assume_role(session, role_arn: str):
+def upload_headers(encryption: str | None, kms_key_id: str | None,
+                   storage_class: str | None) -> dict[str, str]:
+    """Extra headers for every upload (PUT, CreateMultipartUpload, CopyObject).
+
+    ``encryption`` is the upload's effective ``x-amz-server-side-encryption`` value; the KMS
+    key id is only sent with ``aws:kms``/``aws:kms:dsse`` (S3 rejects it otherwise).
+    ``storage_class`` is e.g. ``"STANDARD_IA"``. Raises :class:`S3InvalidObject` for values
+    that cannot be valid.
+    """
+    out: dict[str, str] = {}
+    if kms_key_id:
+        if encryption not in ("aws:kms", "aws:kms:dsse"):
+            raise S3InvalidObject("A KMS key id needs encryption='aws:kms'", url=kms_key_id)
+        out["x-amz-server-side-encryption-aws-kms-key-id"] = kms_key_id
+    if storage_class:
+        if not _STORAGE_CLASS.match(storage_class):
+            raise S3InvalidObject(f"Invalid storage class {storage_class!r}")
+        out["x-amz-storage-class"] = storage_class
+    return out
+
+
+def _assume_role(session: Any, role: str | Mapping[str, Any]) -> Any:
     """A session whose credentials come from STS AssumeRole and refresh automatically."""
+    import boto3
     from botocore.credentials import (
         AssumeRoleCredentialFetcher,
         DeferredRefreshableCredentials,
     )
 
+    if isinstance(role, str):
+        role_arn, extra = role, {}
+    else:
+        extra = dict(role)
+        role_arn = extra.pop("RoleArn", None)
+        if not role_arn:
+            raise S3Error("role= as a dict needs a 'RoleArn'", code="InvalidOption")
+    source = session.get_credentials()
+    if source is None:
+        raise S3AccessDenied("Cannot assume a role without source credentials", url=role_arn,
+                             code="NoCredentials")
+    botocore_session = session._session
     fetcher = AssumeRoleCredentialFetcher(
-        client_creator=session._session.create_client,
-        source_credentials=session._session.get_credentials(),
+        client_creator=botocore_session.create_client,
+        source_credentials=source,
         role_arn=role_arn,
+        extra_args=extra or None,
     )
     creds = DeferredRefreshableCredentials(method="assume-role",
                                            refresh_using=fetcher.fetch_credentials)
-    import boto3
-
-    botocore_session = session._session
     botocore_session._credentials = creds
-    try:
-        return boto3.session.Session(botocore_session=botocore_session)
-    except Exception as e:
-        raise S3Error(f"Could not assume role: {type(e).__name__}", url=role_arn) from None
+    log.info("assuming role %s", role_arn)
+    return boto3.session.Session(botocore_session=botocore_session)

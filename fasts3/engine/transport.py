@@ -30,13 +30,16 @@ _TRANSIENT_CODES = frozenset(
 
 
 class EndpointSpec(NamedTuple):
-    """Where requests go. ``path_style`` puts the bucket in the path, else in the host."""
+    """Where requests go. ``path_style`` puts the bucket in the path, else in the host.
+    ``headers`` are ``(name, value)`` pairs (lower case) sent, signed, with every request
+    (e.g. ``x-amz-request-payer``)."""
 
     scheme: str
     host: str
     port: int
     region: str
     path_style: bool = True
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 class HTTPFailure(Exception):
@@ -162,6 +165,7 @@ class Transport:
         host, path = self._target(bucket, key)
         qs = canonical_query(query)
         hdrs = dict(headers) if headers else {}
+        hdrs.update(self.endpoint.headers)
         if body is not None:
             hdrs["content-length"] = str(len(body))
         elif body_file is not None:
