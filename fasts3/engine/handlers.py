@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable
 
 from . import s3xml
+from .sigv4 import quote_path
 from .tasks import Task
 from .transport import HTTPFailure, NetworkFailure, Transport
 
@@ -208,6 +209,55 @@ def delete(tr: Transport, task: Task, progress: Progress) -> dict:
     return {"errors": s3xml.parse_delete_errors(data)}
 
 
+_ETAG = re.compile(r"<ETag>(.*?)</ETag>", re.S)
+
+
+def _copy_source(a: dict) -> str:
+    """The ``x-amz-copy-source`` value: ``/bucket/key`` URL-encoded, plus ``?versionId=``."""
+    src = quote_path(f"/{a['src_bucket']}/{a['src_key']}")
+    if a.get("src_version"):
+        src += "?versionId=" + quote_path(a["src_version"])
+    return src
+
+
+def _copy_result(data: bytes, headers: dict[str, str]) -> str:
+    """The ETag of a CopyObjectResult/CopyPartResult; a 200 carrying ``<Error>`` raises."""
+    if b"<Error>" in data[:512]:
+        code, message = s3xml.parse_error(data)
+        raise HTTPFailure(200, code or "InternalError", message or "copy failed", headers)
+    m = _ETAG.search(data.decode("utf-8", "replace"))
+    if not m:
+        raise NetworkFailure("ShortBody", "copy response without an ETag")
+    return m.group(1).replace("&quot;", "").replace("&#34;", "").strip('"')
+
+
+def copy_object(tr: Transport, task: Task, progress: Progress) -> dict:
+    """Server-side CopyObject to ``task.bucket/task.key``. args: ``src_bucket``, ``src_key``,
+    ``src_version``, ``headers`` (e.g. SSE, storage class; the source's metadata is kept),
+    ``size`` (for progress only, may be None)."""
+    a = task.args
+    headers = dict(a.get("headers") or {})
+    headers["x-amz-copy-source"] = _copy_source(a)
+    _, h, data = tr.request("PUT", task.bucket, task.key, None, headers)
+    etag = _copy_result(data, h)
+    progress(a.get("size") or 0)
+    return {"etag": etag, "version_id": h.get("x-amz-version-id")}
+
+
+def mpu_part_copy(tr: Transport, task: Task, progress: Progress) -> dict:
+    """UploadPartCopy: one part of a multipart upload copied from a source byte range.
+    args: ``upload_id``, ``part``, ``src_bucket``, ``src_key``, ``src_version``, ``offset``,
+    ``length`` (bytes of the source)."""
+    a = task.args
+    headers = {"x-amz-copy-source": _copy_source(a),
+               "x-amz-copy-source-range": f"bytes={a['offset']}-{a['offset'] + a['length'] - 1}"}
+    query = {"partNumber": str(a["part"]), "uploadId": a["upload_id"]}
+    _, h, data = tr.request("PUT", task.bucket, task.key, query, headers)
+    etag = _copy_result(data, h)
+    progress(a["length"])
+    return {"part": a["part"], "etag": etag}
+
+
 HANDLERS: dict[str, Callable[[Transport, Task, Progress], dict]] = {
     "get": get,
     "head": head,
@@ -218,4 +268,6 @@ HANDLERS: dict[str, Callable[[Transport, Task, Progress], dict]] = {
     "mpu_abort": mpu_abort,
     "list": list_page,
     "delete": delete,
+    "copy": copy_object,
+    "mpu_part_copy": mpu_part_copy,
 }
