@@ -126,7 +126,7 @@ class S3:
         name = temp_name(next(self._serial), key)
         return os.path.join(self.tmpdir, name), os.path.join(self.tmpdir, "." + name + ".part")
 
-    def _get_op(self, item: KeyLike, return_missing: bool) -> GetOp:
+    def _get_op(self, item: KeyLike, return_missing: bool, url: str | None = None) -> GetOp:
         key = key_of(item)
         rng = None
         if not isinstance(item, str) and item is not None:
@@ -137,7 +137,8 @@ class S3:
             version = req.version_id
         else:
             version = None
-        url = self._url(key)
+        if url is None:
+            url = self._url(key)
         bucket, okey = split_url(url)
         if not okey:
             raise S3URLError("A bucket is not an object; give a key", url=url)
@@ -212,11 +213,11 @@ class S3:
         ``log/x``, never ``log_other/x``); a key that is itself an object returns it.
         Result keys are relative to the root."""
         urls = [u for _, found in self._expand(keys, True) for u, *_ in found]
-        if self._root is not None:
-            urls = [u[len(self._root) + 1:] if u.startswith(self._root + "/") else u
-                    for u in urls]
-            return self.get_many(urls, return_info=return_info) if urls else []
-        return self.get_many(urls, return_info=return_info) if urls else []
+        # Listed URLs are fetched as they are: re-resolving them as keys relative to the root
+        # would drop the leading "/" of a key such as "root//x" and fetch another object.
+        ops = [self._get_op(u, False, url=u) for u in urls]
+        self._batches.run(ops, "get")
+        return [self._get_result(op, return_info) for op in ops]
 
     def get_all(self, return_info: bool = False) -> list[S3Object]:
         """Download everything under the root."""
