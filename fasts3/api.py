@@ -3,10 +3,12 @@ pool and wraps the results in :class:`~fasts3.objects.S3Object` (Metaflow-compat
 
 from __future__ import annotations
 
+import io
 import itertools
 import logging
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterable
 from typing import Any
@@ -276,22 +278,26 @@ class S3:
     def put(self, key: str, obj: str | bytes | Any, overwrite: bool = True,
             content_type: str | None = None, metadata: dict[str, str] | None = None) -> str:
         """Upload ``obj`` (``str`` as UTF-8, ``bytes``, or a readable binary file) to ``key``;
-        return its URL (also when ``overwrite=False`` left an existing object alone)."""
-        item = S3PutObject(key, value=obj, content_type=content_type, metadata=metadata)
+        return its URL (also when ``overwrite=False`` left an existing object alone).
+        Anything else (``None`` included) raises :class:`S3InvalidObject` naming the URL."""
+        key = key_of(key)
         url = self._url(key)
+        if obj is None:
+            raise S3InvalidObject(_BAD_VALUE.format("NoneType"), url=url)
+        item = S3PutObject(key, value=obj, content_type=content_type, metadata=metadata)
         self._batches.run([self._put_op(item, overwrite)], "put")
         return url
 
     def put_many(self, key_objs: Iterable[Any], overwrite: bool = True) -> list[tuple[str, str]]:
         """Upload many values: ``(key, obj)`` pairs or :class:`S3PutObject`. Returns
         ``[(key, url)]`` of what was uploaded, in input order."""
-        items = [o if _is_put_object(o) else S3PutObject(o[0], value=o[1]) for o in key_objs]
+        items = [_put_item(o, "value", self._url) for o in key_objs]
         return self._put_items(items, overwrite)
 
     def put_files(self, key_paths: Iterable[Any], overwrite: bool = True) -> list[tuple[str, str]]:
         """Upload local files: ``(key, path)`` pairs or :class:`S3PutObject` with ``path``. A
         missing file raises :class:`S3NotFound` before anything is sent."""
-        items = [o if _is_put_object(o) else S3PutObject(o[0], path=o[1]) for o in key_paths]
+        items = [_put_item(o, "path", self._url) for o in key_paths]
         return self._put_items(items, overwrite)
 
     def _put_items(self, items: list[Any], overwrite: bool) -> list[tuple[str, str]]:
@@ -314,10 +320,13 @@ class S3:
         if path is not None:
             path = os.fspath(path)
             try:
-                size = os.stat(path).st_size
+                st = os.stat(path)
             except FileNotFoundError:
                 raise S3NotFound("Local file does not exist", url=path,
                                  code="LocalFileNotFound") from None
+            if not stat.S_ISREG(st.st_mode):
+                raise S3InvalidObject("Not a regular file (a directory?)", url=path)
+            size = st.st_size
         else:
             body, path, size = self._materialize(value, url, okey)
         cfg = self._config
@@ -341,17 +350,16 @@ class S3:
                 f.write(data)
             return None, path, len(data)
         if hasattr(value, "read"):
+            if isinstance(value, io.TextIOBase):
+                raise S3InvalidObject(_TEXT_FILE, url=url)
             path = self._new_paths(key)[1]
             try:
                 with open(path, "wb") as f:
                     shutil.copyfileobj(value, f, 1 << 20)
-            except TypeError:
-                raise S3InvalidObject("File objects given to put must be opened in binary mode",
-                                      url=url) from None
+            except (TypeError, io.UnsupportedOperation):
+                raise S3InvalidObject(_TEXT_FILE, url=url) from None
             return None, path, os.path.getsize(path)
-        raise S3InvalidObject(
-            f"Cannot upload a {type(value).__name__}: give str, bytes or a binary file object",
-            url=url)
+        raise S3InvalidObject(_BAD_VALUE.format(type(value).__name__), url=url)
 
 
     # -- more capabilities, each in its own module -------------------------------------
@@ -372,6 +380,23 @@ class S3:
         from .manage import copy_many
 
         return copy_many(self, pairs, **options)
+
+
+_BAD_VALUE = "Cannot upload a {}: give str, bytes or a readable binary file object"
+_TEXT_FILE = "File objects given to put must be readable and opened in binary mode"
+
+
+def _put_item(o: Any, field: str, url_of: Any) -> Any:
+    """An :class:`S3PutObject`-like item from ``o``: itself, or a ``(key, value_or_path)``
+    pair; anything else (a bare string, a 3-tuple, a ``None`` value) raises
+    :class:`S3InvalidObject`. ``url_of(key)`` resolves a key for the error message."""
+    if _is_put_object(o):
+        return o
+    if not isinstance(o, (tuple, list)) or len(o) != 2:
+        raise S3InvalidObject(f"Give (key, {field}) pairs or S3PutObject, not {o!r:.80}")
+    if o[1] is None:
+        raise S3InvalidObject(_BAD_VALUE.format("NoneType"), url=url_of(o[0]))
+    return S3PutObject(o[0], **{field: o[1]})
 
 
 def _is_put_object(o: Any) -> bool:
