@@ -5,10 +5,12 @@ with every ``whence``, ``tell``, ``close``, context manager), so ``io.BufferedRe
 ``zipfile.ZipFile``, ``tarfile`` (``r:`` modes) and friends work on it.
 
 * **Transport.** Reads are latency bound, so they are served in *this* process: a
-  :class:`~fasts3.engine.transport.Transport` built from the S3 context's endpoint and (refreshed)
-  credentials does the ranged GETs, with a few threads for concurrent chunks. This is the one
-  documented exception to ``api -> plan -> pool -> worker -> transport``: a round trip through a
-  worker process would add latency to every cache miss and buys nothing for single requests.
+  :class:`~fasts3.engine.ranged.RangeReader` (its own
+  :class:`~fasts3.engine.transport.Transport`, built from the S3 context's endpoint and
+  refreshed credentials) does the ranged GETs, with a few threads for concurrent chunks.
+  This is the one documented exception to ``api -> plan -> pool -> worker -> transport``: a
+  round trip through a worker process would add latency to every cache miss and buys nothing
+  for single requests.
   Transient failures are retried with the context's :class:`~fasts3.config.TransferConfig`
   policy (full-jitter backoff, ``max_attempts``).
 * **Pinning.** The first response gives the size (Content-Range) and ETag (no HEAD). Every
@@ -35,18 +37,13 @@ import errno
 import io
 import logging
 import operator
-import re
-import threading
-import time
 from bisect import bisect_right, insort
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Literal
 
-from .engine.retry import RetryPolicy
-from .engine.sigv4 import Signer
-from .engine.transport import HTTPFailure, NetworkFailure, Transport
-from .errors import S3Error, S3RetriesExhausted, S3URLError, error_from_response
+from .engine.ranged import RangeReader, S3ObjectChanged
+from .errors import S3Error, S3URLError
 from .urls import split_url
 
 log = logging.getLogger("fasts3.seekable")
@@ -54,13 +51,8 @@ log = logging.getLogger("fasts3.seekable")
 KiB = 1 << 10
 MiB = 1 << 20
 _CHUNK_MAX = 8 * MiB  # largest single range GET
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 
 __all__ = ["S3File", "S3ObjectChanged", "open_object"]
-
-
-class S3ObjectChanged(S3Error):
-    """The object was overwritten (its ETag or size changed) while it was open for reading."""
 
 
 def open_object(
@@ -103,108 +95,11 @@ def open_object(
     if not 0 < readahead_ratio <= 1 or initial not in ("head", "tail"):
         raise S3URLError("open(): need 0 < readahead_ratio <= 1 and initial in "
                          "('head', 'tail')", url=url)
-    fetcher = _Fetcher(s3, url, bucket, okey, version_id)
+    fetcher = RangeReader(s3._batches.connection, s3._config, url, bucket, okey, version_id)
     start, data = fetcher.first(block_size, initial == "tail")
     return S3File(fetcher, start, data, block_size=block_size, cache_size=cache_size,
                   readahead=min(readahead, cache_size // 2), readahead_ratio=readahead_ratio,
                   threads=threads)
-
-
-class _Fetcher:
-    """Signed, retried, ETag-pinned range GETs of one object (thread-safe)."""
-
-    def __init__(self, s3: Any, url: str, bucket: str, key: str, version_id: str | None):
-        cfg = s3._config
-        self._conn = s3._batches.connection
-        endpoint = self._conn.endpoint
-        self._creds = self._conn.credentials()
-        self._tr = Transport(endpoint, Signer(self._creds, endpoint.region),
-                             cfg.connect_timeout, cfg.read_timeout)
-        self._retry = RetryPolicy(cfg.max_attempts, cfg.backoff_base, cfg.backoff_max)
-        self._lock = threading.Lock()
-        self.url, self.bucket, self.key = url, bucket, key
-        self.version_id = version_id
-        self.size: int | None = None
-        self.etag: str | None = None
-        self.bytes_fetched = 0
-        self.requests = 0
-
-    def first(self, block_size: int, tail: bool) -> tuple[int, bytes]:
-        """The opening request: learns size, ETag and version. Returns ``(offset, data)``."""
-        rng = f"bytes=-{block_size}" if tail else f"bytes=0-{block_size - 1}"
-        try:
-            return self.get(rng, None, block_size)
-        except S3Error as e:
-            if e.status != 416:
-                raise
-        return self.get(None, None, block_size)  # an empty object has no byte range
-
-    def get(self, rng: str | None, expect: tuple[int, int] | None,
-            limit: int = 0) -> tuple[int, bytes]:
-        """One range with retries. ``expect`` is the ``(offset, length)`` the answer must
-        have; ``limit`` bounds a whole-object (200) answer. Raises typed S3 errors."""
-        attempt = 0
-        while True:
-            try:
-                return self._once(rng, expect, limit)
-            except (HTTPFailure, NetworkFailure) as e:
-                if e.status == 412:
-                    raise self.changed("the ETag no longer matches", 412) from None
-                attempt += 1
-                if not e.transient or attempt >= self._retry.max_attempts:
-                    if e.transient:
-                        raise S3RetriesExhausted(f"Gave up after {attempt} attempts: {e}",
-                                                 self.url, e.code, e.status,
-                                                 urls=[self.url]) from None
-                    raise error_from_response(e.status, e.code, e.message, self.url) from None
-                log.debug("retrying %s (%s) after %s", self.url, rng, e)
-                time.sleep(self._retry.delay(attempt - 1))
-
-    def changed(self, why: str, status: int = 0) -> S3ObjectChanged:
-        return S3ObjectChanged(f"Object changed while open ({why})", self.url,
-                               "ObjectChanged", status)
-
-    def _once(self, rng: str | None, expect: tuple[int, int] | None,
-              limit: int) -> tuple[int, bytes]:
-        creds = self._conn.credentials()
-        if creds != self._creds:  # botocore refreshed them
-            self._creds = creds
-            self._tr.signer = Signer(creds, self._tr.endpoint.region)
-        headers = {"range": rng} if rng else {}
-        if self.etag:
-            headers["if-match"] = self.etag
-        query = {"versionId": self.version_id} if self.version_id else None
-        with self._lock:
-            self.requests += 1
-        resp = self._tr.send("GET", self.bucket, self.key, query, headers)
-        h = resp.headers
-        m = _CONTENT_RANGE.match(h.get("content-range", ""))
-        if resp.status == 206 and m:
-            start, total = int(m.group(1)), int(m.group(3))
-        else:  # a whole-object answer: only acceptable when small
-            total, start = int(h.get("content-length", "0")), 0
-            if total > max(limit, expect[1] if expect else 0):
-                self._tr.close()  # do not read a body we did not ask for
-                raise S3Error("The server ignored the Range header", self.url,
-                              "RangeIgnored", resp.status)
-        data = self._tr.read_all(self.bucket, resp)
-        with self._lock:
-            self.bytes_fetched += len(data)
-        etag = h.get("etag")
-        if self.size is None:
-            self.size, self.etag = total, etag
-            self.version_id = self.version_id or h.get("x-amz-version-id")
-            if not etag:
-                log.warning("%s: no ETag in the response; cannot detect overwrites", self.url)
-        elif total != self.size or (etag and self.etag and etag != self.etag):
-            raise self.changed(f"size {self.size} -> {total}" if total != self.size
-                               else "new ETag")
-        if expect is not None and (start, len(data)) != expect:
-            raise NetworkFailure("BadRange", f"asked for {expect}, got {(start, len(data))}")
-        return start, data
-
-    def close(self) -> None:
-        self._tr.close()
 
 
 class _Segments:
@@ -277,7 +172,7 @@ class S3File(io.RawIOBase):
     ``bytes_fetched``, ``requests``, ``cached_bytes``.
     """
 
-    def __init__(self, fetcher: _Fetcher, start: int, data: bytes, *, block_size: int,
+    def __init__(self, fetcher: RangeReader, start: int, data: bytes, *, block_size: int,
                  cache_size: int, readahead: int, readahead_ratio: float, threads: int) -> None:
         super().__init__()
         self._f = fetcher
