@@ -185,7 +185,7 @@ class S3:
         plans = []
         ops: list[Any] = []
         for item in keys:
-            url = self._url(key_of(item))
+            url = resolve(self._root, key_of(item), allow_bucket=True)
             bucket, okey = split_url(url)
             prefix = okey.rstrip("/") + "/" if okey else ""
             lop = ListOp(url, bucket, prefix, None if recursive else "/")

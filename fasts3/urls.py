@@ -81,8 +81,11 @@ def key_of(obj: object) -> str | None:
     raise S3URLError(f"A key must be a str, not {type(key).__name__}", url=repr(key))
 
 
-def resolve(root: str | None, key: str | None) -> str:
-    """Turn a user key into a full URL under ``root`` (see the module rules)."""
+def resolve(root: str | None, key: str | None, allow_bucket: bool = False) -> str:
+    """Turn a user key into a full URL under ``root`` (see the module rules).
+
+    ``allow_bucket``: without a root, also accept a bare ``s3://bucket[/]`` (listing calls).
+    """
     if root is None:
         if not key:
             raise S3URLError("Without an s3root, keys must be full s3://bucket/key URLs", url=key)
@@ -91,7 +94,7 @@ def resolve(root: str | None, key: str | None) -> str:
                 "Initialize S3 with an s3root (or bucket=) to use relative keys", url=str(key)
             )
         bucket, rest = split_url(key)
-        if not rest:
+        if not rest and not allow_bucket:
             raise S3URLError("The URL names a bucket but no key", url=key)
         return key
     if key is None or key == "":

@@ -115,3 +115,7 @@ def test_list_full_urls_without_root(seaweed, root, tmp_path_factory):
                                          root + "/a/d/"}
         objs = s3.list_recursive([root + "/f/"])
         assert [(o.url, o.size) for o in objs] == [(root + "/f/4.txt", 5)]
+        bucket_url = root.rsplit("/", 1)[0]  # listing a whole bucket needs no key
+        for url in (bucket_url, bucket_url + "/"):
+            assert [(o.key, o.exists) for o in s3.list_paths([url])] == [("root", False)]
+        assert len(s3.list_recursive([bucket_url])) == len(TREE)

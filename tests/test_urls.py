@@ -102,6 +102,13 @@ def test_without_root_only_full_urls(key):
         resolve(None, key)
 
 
+def test_without_root_listing_accepts_bucket_urls():
+    assert resolve(None, "s3://bkt", allow_bucket=True) == "s3://bkt"
+    assert resolve(None, "s3://bkt/", allow_bucket=True) == "s3://bkt/"
+    with pytest.raises(S3URLError):
+        resolve(None, "bkt", allow_bucket=True)
+
+
 def test_without_root_full_url_kept_verbatim():
     url = "s3://bkt/x//y/ z?#"
     assert resolve(None, url) == url
