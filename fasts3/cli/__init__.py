@@ -1,0 +1,126 @@
+"""The ``fasts3`` command: ``cp``, ``sync``, ``ls``, ``info``, ``cat``, ``rm``, ``server``,
+``bench`` (and ``zip`` when :mod:`fasts3.zip` is available). See ``docs/CLI.md``.
+
+:func:`main` takes an argument list and returns the exit code (it never calls
+``sys.exit``), so tests and other programs can run commands in-process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..errors import S3Error, S3URLError
+from .common import (
+    EXIT_BROKEN_PIPE,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    Output,
+    UsageError,
+    error_fields,
+)
+from .parser import build_parser
+
+log = logging.getLogger("fasts3.cli")
+_handler: logging.Handler | None = None
+
+__all__ = ["main", "build_parser"]
+
+
+def _setup_logging(verbosity: int, quiet: bool) -> None:
+    global _handler
+    root = logging.getLogger("fasts3")
+    if _handler is None:
+        _handler = logging.StreamHandler()
+        _handler.setFormatter(logging.Formatter("fasts3: %(levelname)s: %(message)s"))
+        root.addHandler(_handler)
+    _handler.setStream(sys.stderr)
+    if quiet:
+        level = logging.ERROR
+    elif verbosity >= 2:
+        level = logging.DEBUG
+    else:
+        level = logging.INFO if verbosity == 1 else logging.WARNING
+    root.setLevel(level)
+    _handler.setLevel(level)
+
+
+def _add_zip(sub: Any) -> None:
+    """Add ``fasts3 zip ...`` from :mod:`fasts3.zip` if it is there (optional)."""
+    try:
+        mod = importlib.import_module("fasts3.zip")
+    except ImportError as e:
+        log.debug("zip commands unavailable: %s", e)
+        return
+    add = getattr(mod, "add_zip_commands", None)
+    run = getattr(mod, "run_zip_command", None)
+    if add is None or run is None:
+        return
+    before = set(sub.choices)
+    add(sub)
+    for name in set(sub.choices) - before:
+        sub.choices[name].set_defaults(_fasts3_run=lambda args, out, run=run:
+                                       _run_zip(run, args))
+
+
+def _run_zip(run: Callable[..., Any], args: argparse.Namespace) -> Any:
+    from .common import open_client
+
+    with open_client(args) as s3:
+        return run(args, s3)
+
+
+def _broken_pipe() -> int:
+    """stdout's reader went away (``fasts3 ls | head``): stop quietly."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+    return EXIT_BROKEN_PIPE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``fasts3`` with ``argv`` (default: ``sys.argv[1:]``); return the exit code.
+
+    Exit codes: 0 success; 1 error (nothing or not everything could be done, see stderr);
+    2 usage error; 3 partial failure (some objects failed, the others succeeded);
+    130 interrupted; 141 stdout closed early.
+    """
+    parser = build_parser(_add_zip)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help (0) or a usage error (2)
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
+    run: Callable[[argparse.Namespace, Output], Any] | None = getattr(args, "_fasts3_run", None)
+    if run is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    _setup_logging(args.verbose, args.quiet)
+    out = Output(json_mode=args.json, quiet=args.quiet)
+    try:
+        code = run(args, out)
+        out.flush()
+        return int(code or 0)
+    except (UsageError, S3URLError) as e:
+        sys.stderr.write(f"fasts3 {args.command}: error: {getattr(e, 'message', None) or e}"
+                         + (f" ({e.url})" if getattr(e, "url", None) else "") + "\n")
+        return EXIT_USAGE
+    except S3Error as e:
+        out.error(dict(url=e.url, **error_fields(e)), str(e))
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        sys.stderr.write("fasts3: interrupted\n")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return _broken_pipe()
+    except OSError as e:
+        out.error(error_fields(e), f"{e.strerror or e}"
+                  + (f": {e.filename}" if getattr(e, "filename", None) else ""))
+        return EXIT_ERROR

@@ -1,0 +1,104 @@
+"""``fasts3 rm``, ``fasts3 server`` and ``fasts3 bench``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+from .common import EXIT_ERROR, EXIT_OK, Filters, Output, UsageError, is_s3, open_client
+from .expand import expand_s3
+from .transfer import Job, Runner
+
+
+def cmd_rm(args: argparse.Namespace, out: Output) -> int:
+    """Delete objects with batched DeleteObjects requests (1000 keys per request)."""
+    for url in args.urls:
+        if not is_s3(url):
+            raise UsageError(f"{url} is not an s3:// URL (rm only deletes objects)")
+    with open_client(args) as s3:
+        found = expand_s3(s3, args.urls, args.recursive, Filters(args.filters), args.raw,
+                          allow_empty=True)
+        runner = Runner(s3, out, "delete", dry_run=args.dry_run)
+        stats = runner.run([Job(src.location) for src in found])
+        runner.summary(stats)
+    return stats.exit_code()
+
+
+def cmd_server(args: argparse.Namespace, out: Output) -> int:
+    """Run an embedded S3-compatible server until Ctrl-C / SIGTERM."""
+    from .. import local
+
+    try:
+        if args.kind == "moto":
+            srv = local.start_moto()
+        else:
+            srv = local.start_seaweedfs(args.data_dir)
+    except local.LocalS3Error as e:
+        out.error({"error": str(e), "code": "ServerFailed"}, str(e))
+        return EXIT_ERROR
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with srv:
+        for name in args.bucket:
+            srv.create_bucket(name)
+        env = srv.env()
+        if out.json:
+            out.result({"kind": srv.kind, "endpoint_url": srv.endpoint_url,
+                        "access_key": srv.access_key, "secret_key": srv.secret_key,
+                        "region": srv.region, "pid": srv.pid, "buckets": args.bucket,
+                        "env": env}, None)
+        else:
+            example = f"s3://{args.bucket[0]}/" if args.bucket else "s3://BUCKET/"
+            lines = [
+                f"{srv.kind} S3 server running at {srv.endpoint_url} (pid {srv.pid})",
+                f"  access key: {srv.access_key}",
+                f"  secret key: {srv.secret_key}",
+                f"  region:     {srv.region}",
+                *(f"  bucket:     s3://{b}" for b in args.bucket),
+                "",
+                "# in another shell:",
+                *(f"export {k}={v}" for k, v in env.items()),
+                f"fasts3 ls {example}",
+                "",
+                "Ctrl-C to stop (data is removed unless --data-dir was given).",
+            ]
+            sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()
+        try:
+            while not stop.wait(0.5) and srv.running():
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        if not srv.running() and not stop.is_set():
+            out.error({"error": "server exited", "code": "ServerExited"},
+                      f"the {srv.kind} server exited unexpectedly (log: {srv.data_dir})")
+            return EXIT_ERROR
+    return EXIT_OK
+
+
+def repo_root() -> str:
+    """The source checkout holding this package (where ``bench/`` lives)."""
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def cmd_bench(args: argparse.Namespace, out: Output) -> int:
+    """Run the benchmark harness (``python -m bench``) from the source checkout."""
+    root = repo_root()
+    if not os.path.isfile(os.path.join(root, "bench", "__main__.py")):
+        raise UsageError("the bench harness ships with the source checkout (bench/), not with "
+                         f"the installed package; not found under {root}")
+    argv = list(args.bench_args)
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    proc = subprocess.run([sys.executable, "-m", "bench", *argv], cwd=root, env=env,
+                          check=False)
+    return proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
+

@@ -1,0 +1,165 @@
+"""``fasts3 cp`` and ``fasts3 sync``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from ..engine.plan import ListOp
+from ..errors import S3Error
+from ..manage import run_ops
+from ..sync import Entry, plan_sync, scan_local
+from ..urls import local_path_for_key, split_url
+from .common import Filters, Output, UsageError, has_wildcard, is_s3, open_client
+from .expand import expand_local, expand_s3
+from .transfer import Job, Runner, Stats
+
+
+def _join_key(prefix: str, rel: str) -> str:
+    if not prefix:
+        return rel
+    return prefix + rel if prefix.endswith("/") else prefix + "/" + rel
+
+
+def _kind(src_s3: bool, dst_s3: bool) -> str:
+    if src_s3 and dst_s3:
+        return "copy"
+    if src_s3:
+        return "download"
+    if dst_s3:
+        return "upload"
+    raise UsageError("one side must be an s3:// URL (use cp/rsync for local copies)")
+
+
+def cmd_cp(args: argparse.Namespace, out: Output) -> int:
+    """Copy objects and files: S3 -> local, local -> S3, S3 -> S3 (server side)."""
+    if len(args.paths) < 2:
+        raise UsageError("cp needs a SOURCE and a DEST")
+    *sources, dest = args.paths
+    kinds = {is_s3(s) for s in sources}
+    if len(kinds) > 1:
+        raise UsageError("sources must be all s3:// URLs or all local paths")
+    src_s3, dst_s3 = kinds.pop(), is_s3(dest)
+    kind = _kind(src_s3, dst_s3)
+    filters = Filters(args.filters)
+    wild = not args.raw and any(has_wildcard(split_url(s)[1] if src_s3 else s)
+                                for s in sources)
+    many = len(sources) > 1 or args.recursive or wild
+    if args.version_id and (many or not src_s3):
+        raise UsageError("--version-id needs exactly one s3:// object as the source")
+    tmproot = None
+    if dst_s3:
+        dbucket, dkey = split_url(dest)
+        as_dir = many or not dkey or dest.endswith("/")
+    else:
+        as_dir = many or dest.endswith(("/", os.sep)) or os.path.isdir(dest)
+        tmproot = dest if as_dir else os.path.dirname(os.path.abspath(dest))
+
+    def target(rel: str) -> str:
+        if dst_s3:
+            return f"s3://{dbucket}/" + (_join_key(dkey, rel) if as_dir else dkey)
+        return local_path_for_key(dest, rel) if as_dir else dest
+
+    with open_client(args, tmproot, uploads=dst_s3) as s3:
+        if src_s3:
+            found = expand_s3(s3, sources, args.recursive, filters, args.raw)
+        else:
+            found = expand_local(sources, args.recursive, filters)
+        runner = Runner(s3, out, kind, dry_run=args.dry_run, overwrite=not args.no_overwrite)
+        stats, jobs = Stats(), []
+        for src in found:
+            try:
+                jobs.append(Job(src.location, target(src.rel), src.size, args.version_id))
+            except S3Error as e:  # a key that cannot be a local file name
+                runner.fail(stats, Job(src.location, src.rel), e)
+        stats.add(runner.run(jobs))
+        runner.summary(stats)
+    return stats.exit_code()
+
+
+# -- sync ----------------------------------------------------------------------------------
+def _s3_tree(s3, url: str, filters: Filters) -> dict[str, Entry]:
+    bucket, key = split_url(url)
+    prefix = key.rstrip("/") + "/" if key else ""
+    op = ListOp(url, bucket, prefix)
+    run_ops(s3, [op], "list")
+    tree = {}
+    for k, size, mtime, etag in op.objects:
+        rel = k[len(prefix):]
+        if rel and not k.endswith("/") and filters.included(rel):
+            tree[rel] = Entry(size, mtime, etag, url=f"s3://{bucket}/{k}")
+    return tree
+
+
+def _local_tree(path: str, filters: Filters, skip: tuple[str, ...]) -> dict[str, Entry]:
+    if not os.path.exists(path):
+        return {}
+    if not os.path.isdir(path):
+        raise UsageError(f"{path} is not a directory")
+    return {rel: e for rel, e in scan_local(path, skip).items() if filters.included(rel)}
+
+
+def cmd_sync(args: argparse.Namespace, out: Output) -> int:
+    """Make DEST look like SRC: transfer what is new or changed, optionally delete extras."""
+    src, dest = args.src, args.dest
+    src_s3, dst_s3 = is_s3(src), is_s3(dest)
+    kind = _kind(src_s3, dst_s3)
+    if not src_s3 and not os.path.isdir(src):
+        raise UsageError(f"{src} is not a directory")
+    filters = Filters(args.filters)
+    compare = "checksum" if args.checksum else "size" if args.size_only else "mtime"
+    with open_client(args, None if dst_s3 else dest, uploads=dst_s3) as s3:
+        skip = (s3.tmpdir,)
+        src_tree = _s3_tree(s3, src, filters) if src_s3 else _local_tree(src, filters, skip)
+        dst_tree = _s3_tree(s3, dest, filters) if dst_s3 else _local_tree(dest, filters, skip)
+        plan = plan_sync(src_tree, dst_tree, delete=args.delete, compare=compare)
+        if dst_s3:
+            dbucket, dkey = split_url(dest)
+            prefix = dkey.rstrip("/") + "/" if dkey else ""
+
+        def target(rel: str) -> str:
+            if dst_s3:
+                return f"s3://{dbucket}/{prefix}{rel}"
+            return local_path_for_key(dest, rel)
+
+        runner = Runner(s3, out, kind, dry_run=args.dry_run)
+        stats, jobs = Stats(), []
+        for rel in plan.transfer:
+            e = src_tree[rel]
+            location = e.url or e.path or ""
+            try:
+                jobs.append(Job(location, target(rel), e.size))
+            except S3Error as err:
+                runner.fail(stats, Job(location, rel), err)
+        stats.add(runner.run(jobs))
+        stats.unchanged += plan.unchanged
+        runner.summary(stats)
+        if plan.delete:
+            deleter = Runner(s3, out, "delete", dry_run=args.dry_run)
+            dstats = _delete(deleter, s3, [dst_tree[r] for r in plan.delete], dst_s3, out,
+                             args.dry_run)
+            deleter.summary(dstats)
+            stats.add(dstats)
+    return stats.exit_code()
+
+
+def _delete(runner: Runner, s3, entries: list[Entry], remote: bool, out: Output,
+            dry_run: bool) -> Stats:
+    if remote:
+        return runner.run([Job(e.url or "") for e in entries])
+    stats = Stats()
+    for e in entries:
+        path = e.path or ""
+        job = Job(path)
+        if dry_run:
+            stats.ok += 1
+            out.result({"op": "delete", "source": path, "dry_run": True},
+                       f"(dry run) delete: {path}")
+            continue
+        try:
+            os.unlink(path)
+            stats.ok += 1
+            out.result({"op": "delete", "source": path, "ok": True}, f"delete: {path}")
+        except OSError as err:
+            runner.fail(stats, job, S3Error(err.strerror or str(err), path, "LocalIOError"))
+    return stats

@@ -1,0 +1,227 @@
+"""Running planned transfers (downloads, uploads, server-side copies, deletes) in chunks on
+the S3 context's worker pool, reporting one result per object and carrying on past
+per-object failures (the exit code then says "partial").
+
+Downloads are staged in the S3 context's temp directory, which the commands create inside
+the destination directory, then renamed into place: a destination file appears complete or
+not at all. Its mtime is set to the object's Last-Modified (what ``sync`` compares) and its
+mode follows the umask.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..engine.s3xml import parse_http_date
+from ..errors import S3Error
+from ..manage import copy_ops, delete_urls, run_ops
+from ..objects import S3PutObject
+from ..progress import Progress
+from .common import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, Output, error_fields, human, umask
+
+if TYPE_CHECKING:
+    from ..api import S3
+
+CHUNK = 1000  # objects per batch: bounds memory and staged files, refreshes credentials
+_VERBS = {"download": "downloaded", "upload": "uploaded", "copy": "copied",
+          "delete": "deleted"}
+
+
+@dataclass
+class Job:
+    """One transfer: ``src`` and ``dst`` are ``s3://`` URLs or local paths (``dst`` is
+    unused for deletes). ``size`` is the source size if known."""
+
+    src: str
+    dst: str = ""
+    size: int | None = None
+    version: str | None = None
+
+
+@dataclass
+class Stats:
+    """Counts of one command's results."""
+
+    ok: int = 0
+    failed: int = 0
+    skipped: int = 0
+    unchanged: int = 0
+    nbytes: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def add(self, other: Stats) -> None:
+        self.ok += other.ok
+        self.failed += other.failed
+        self.skipped += other.skipped
+        self.unchanged += other.unchanged
+        self.nbytes += other.nbytes
+
+    def exit_code(self) -> int:
+        """0 when nothing failed, 1 when everything failed, 3 when only some did."""
+        if not self.failed:
+            return EXIT_OK
+        return EXIT_PARTIAL if self.ok or self.skipped or self.unchanged else EXIT_ERROR
+
+
+class Runner:
+    """Runs jobs of one ``kind`` (``download``, ``upload``, ``copy``, ``delete``)."""
+
+    def __init__(self, s3: S3, out: Output, kind: str, dry_run: bool = False,
+                 overwrite: bool = True, multipart_threshold: int | None = None,
+                 part_size: int | None = None) -> None:
+        self.s3 = s3
+        self.out = out
+        self.kind = kind
+        self.dry_run = dry_run
+        self.overwrite = overwrite
+        self.copy_args: dict[str, Any] = {}
+        if multipart_threshold is not None:
+            self.copy_args["multipart_threshold"] = multipart_threshold
+        if part_size is not None:
+            self.copy_args["part_size"] = part_size
+        self._mode = 0o666 & ~umask()
+
+    # -- reporting ---------------------------------------------------------------------
+    def _record(self, job: Job, size: int | None = None, **extra: Any) -> dict[str, Any]:
+        rec: dict[str, Any] = {"op": self.kind, "source": job.src}
+        if self.kind != "delete":
+            rec["dest"] = job.dst
+        if size is not None:
+            rec["size"] = size
+        rec.update(extra)
+        return rec
+
+    def _ok(self, stats: Stats, job: Job, size: int | None, skipped: bool = False) -> None:
+        if skipped:
+            stats.skipped += 1
+            self.out.result(self._record(job, size, ok=True, skipped=True),
+                            f"skip (exists): {job.dst}")
+            return
+        stats.ok += 1
+        stats.nbytes += size or 0
+        arrow = f" -> {job.dst}" if self.kind != "delete" else ""
+        self.out.result(self._record(job, size, ok=True), f"{self.kind}: {job.src}{arrow}")
+
+    def fail(self, stats: Stats, job: Job, e: BaseException) -> None:
+        """Count and report a failed job."""
+        stats.failed += 1
+        message = getattr(e, "message", None) or str(e)
+        code = getattr(e, "code", None)
+        target = job.src if self.kind in ("download", "delete") else f"{job.src} -> {job.dst}"
+        self.out.error(self._record(job, **error_fields(e)),
+                       f"{self.kind} failed: {target}: {message}" + (f" [{code}]" if code else ""))
+
+    def summary(self, stats: Stats) -> None:
+        secs = max(time.monotonic() - stats.started, 1e-6)
+        verb = _VERBS[self.kind] if not self.dry_run else f"would {self.kind}"
+        text = f"{verb} {stats.ok} object{'s' if stats.ok != 1 else ''}"
+        if self.kind != "delete" and not self.dry_run and stats.ok:
+            rate = human(int(stats.nbytes / secs))
+            text += f", {human(stats.nbytes)} in {secs:.1f} s ({rate}/s)"
+        if stats.skipped:
+            text += f", {stats.skipped} skipped (exist)"
+        if stats.unchanged:
+            text += f", {stats.unchanged} unchanged"
+        if stats.failed:
+            text += f", {stats.failed} FAILED"
+        self.out.note(text)
+
+    # -- running -----------------------------------------------------------------------
+    def run(self, jobs: Sequence[Job]) -> Stats:
+        stats = Stats()
+        if self.dry_run:
+            for job in jobs:
+                stats.ok += 1
+                arrow = f" -> {job.dst}" if self.kind != "delete" else ""
+                self.out.result(self._record(job, job.size, dry_run=True),
+                                f"(dry run) {self.kind}: {job.src}{arrow}")
+            return stats
+        if not jobs:
+            return stats
+        total = sum(j.size or 0 for j in jobs) if self.kind != "delete" else 0
+        prog = Progress(self.s3._batches.progress, self.kind, len(jobs), total)
+        try:
+            for i in range(0, len(jobs), CHUNK):
+                self._chunk(list(jobs[i:i + CHUNK]), stats, prog)
+                self.out.flush()
+        finally:
+            prog.close()
+        return stats
+
+    def _chunk(self, jobs: list[Job], stats: Stats, prog: Progress) -> None:
+        if self.kind == "delete":
+            results = delete_urls(self.s3, [j.src for j in jobs], progress=prog)
+            for job, (_, err) in zip(jobs, results, strict=True):
+                if err is not None:
+                    self.fail(stats, job, err)
+                else:
+                    self._ok(stats, job, None)
+            return
+        planned: list[tuple[Job, Any]] = []
+        for job in jobs:
+            try:
+                op = self._op(job)
+            except (S3Error, OSError) as e:
+                self.fail(stats, job, e)
+                continue
+            if op is None:
+                self._ok(stats, job, job.size, skipped=True)
+            else:
+                planned.append((job, op))
+        run_ops(self.s3, [op for _, op in planned], self.kind, fail_fast=False, progress=prog)
+        for job, op in planned:
+            if op.error is not None:
+                self.fail(stats, job, op.error)
+                continue
+            try:
+                self._finish(stats, job, op)
+            except OSError as e:
+                self.fail(stats, job, S3Error(f"{e.strerror or e}: {job.dst}", job.src,
+                                               "LocalIOError"))
+
+    def _op(self, job: Job) -> Any:
+        s3 = self.s3
+        if self.kind == "download":
+            if not self.overwrite and os.path.exists(job.dst):
+                return None
+            from ..objects import S3GetObject
+
+            return s3._get_op(S3GetObject(job.src, version_id=job.version) if job.version
+                              else job.src, False)
+        if self.kind == "upload":
+            return s3._put_op(S3PutObject(job.dst, path=job.src), self.overwrite)
+        (op,) = copy_ops(s3, [(job.src, job.dst, job.size, job.version)], self.overwrite,
+                         **self.copy_args)
+        return op
+
+    def _finish(self, stats: Stats, job: Job, op: Any) -> None:
+        if self.kind == "download":
+            self._place(op.final, job.dst)
+            mtime = parse_http_date(op.headers.get("last-modified"))
+            if mtime is not None:
+                os.utime(job.dst, (mtime, mtime))
+            self._ok(stats, job, op.length)
+        elif self.kind == "upload":
+            self._ok(stats, job, op.size, skipped=not op.uploaded)
+        else:
+            self._ok(stats, job, op.size, skipped=not op.copied)
+
+    def _place(self, staged: str, dst: str) -> None:
+        """Move a finished download into place atomically (same file system: rename)."""
+        parent = os.path.dirname(os.path.abspath(dst))
+        os.makedirs(parent, exist_ok=True)
+        try:
+            os.replace(staged, dst)
+        except OSError as e:
+            if e.errno != errno.EXDEV:
+                raise
+            tmp = os.path.join(parent, f".{os.path.basename(dst)}.fasts3-{os.getpid()}")
+            shutil.move(staged, tmp)
+            os.replace(tmp, dst)
+        os.chmod(dst, self._mode)
