@@ -285,7 +285,7 @@ class S3:
         if obj is None:
             raise S3InvalidObject(_BAD_VALUE.format("NoneType"), url=url)
         item = S3PutObject(key, value=obj, content_type=content_type, metadata=metadata)
-        self._batches.run([self._put_op(item, overwrite)], "put")
+        self._put_items([item], overwrite)
         return url
 
     def put_many(self, key_objs: Iterable[Any], overwrite: bool = True) -> list[tuple[str, str]]:
@@ -301,8 +301,20 @@ class S3:
         return self._put_items(items, overwrite)
 
     def _put_items(self, items: list[Any], overwrite: bool) -> list[tuple[str, str]]:
-        ops = [self._put_op(item, overwrite) for item in items]
-        self._batches.run(ops, "put", total_bytes=sum(op.size for op in ops))
+        ops: list[PutOp] = []
+        try:
+            for item in items:
+                ops.append(self._put_op(item, overwrite))
+            self._batches.run(ops, "put", total_bytes=sum(op.size for op in ops))
+        finally:
+            # Values staged in the temp root are only needed while they upload: without this
+            # every large put kept a full copy on disk until the context closed.
+            for item, op in zip(items, ops, strict=False):
+                if op.path is not None and getattr(item, "path", None) is None:
+                    try:
+                        os.unlink(op.path)
+                    except OSError:
+                        pass
         return [(item.key, op.url) for item, op in zip(items, ops, strict=True) if op.uploaded]
 
     def _put_op(self, item: Any, overwrite: bool) -> PutOp:
