@@ -148,8 +148,7 @@ def upload_headers(encryption: str | None, kms_key_id: str | None,
 
 
 def _assume_role(session: Any, role: str | Mapping[str, Any]) -> Any:
-    """A session whose credentials come from STS AssumeRole and refresh automatically."""
-    import boto3
+    """``session``, its credentials now from STS AssumeRole (refreshed automatically)."""
     from botocore.credentials import (
         AssumeRoleCredentialFetcher,
         DeferredRefreshableCredentials,
@@ -175,6 +174,8 @@ def _assume_role(session: Any, role: str | Mapping[str, Any]) -> Any:
     )
     creds = DeferredRefreshableCredentials(method="assume-role",
                                            refresh_using=fetcher.fetch_credentials)
+    # Swap the credentials in place: wrapping the botocore session in a second boto3
+    # Session would register boto3's event handlers twice.
     botocore_session._credentials = creds
     log.info("assuming role %s", role_arn)
-    return boto3.session.Session(botocore_session=botocore_session)
+    return session
