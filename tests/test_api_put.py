@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import uuid
 
 import pytest
@@ -87,6 +88,10 @@ def test_put_value_larger_than_inline_limit(s3, client, bucket, prefix):
     data = bytes(range(256)) * (s3._config.inline_put_limit // 256 + 7)
     s3.put(prefix + "/big", data)
     assert read(client, bucket, prefix + "/big") == data
+    s3.put_many([(prefix + "/big2", data), (prefix + "/file", io.BytesIO(data))])
+    assert read(client, bucket, prefix + "/file") == data
+    # values staged in the temp root are removed once uploaded
+    assert [n for n in os.listdir(s3.tmpdir) if "big" in n or "file" in n] == []
 
 
 def test_put_leading_slash_dropped(s3, client, bucket, prefix):

@@ -81,6 +81,12 @@ def test_get_in_parts_round_trip(s3, seaweed, bucket, big):
     assert not [n for n in os.listdir(s3.tmpdir) if n.endswith(".part")]
 
 
+@pytest.fixture(scope="module")
+def big_object(s3, big):
+    s3.put("big/ranges.bin", big)
+    return "big/ranges.bin"
+
+
 @pytest.mark.parametrize("offset, length", [
     (PART - 10, 20),  # across a part boundary
     (3, 2 * PART),  # several parts, unaligned
@@ -89,9 +95,8 @@ def test_get_in_parts_round_trip(s3, seaweed, bucket, big):
     (0, -(PART + 3)),  # a suffix longer than a part
     (7, BIG),  # clamped to the end, starting unaligned
 ])
-def test_ranges_of_a_large_object(s3, seaweed, bucket, big, offset, length):
-    s3.put("big/ranges.bin", big) if not s3.info("big/ranges.bin", True).exists else None
-    o = s3.get(S3GetObject("big/ranges.bin", offset, length))
+def test_ranges_of_a_large_object(s3, big_object, big, offset, length):
+    o = s3.get(S3GetObject(big_object, offset, length))
     if length is None:
         expected, start = big[offset:], offset
     elif length < 0:
