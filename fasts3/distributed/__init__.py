@@ -42,7 +42,7 @@ from .plan import (
     list_source,
     plan_shards,
 )
-from .shard import ShardFailed, ShardSpec, remove_staging, require_copy, run_shard
+from .shard import ShardFailed, ShardSpec, finish_job, require_copy, run_shard
 
 log = logging.getLogger("fasts3.distributed")
 POLL_SECONDS = 0.2
@@ -204,8 +204,7 @@ def _run(client: Any, objects: list[SourceObject], dest: str, connect: dict[str,
     finally:
         tracker.close()
         _unsubscribe(client, topic)
-        if not dest.startswith(SCHEME):
-            _cleanup(client, dest, job)
+        _finish(client, dest, job)
     return [e for s in plan for e in results[s.index]]
 
 
@@ -228,13 +227,14 @@ def _unsubscribe(client: Any, topic: str) -> None:
         log.debug("unsubscribe %s: %r", topic, e)
 
 
-def _cleanup(client: Any, dest: str, job: str) -> None:
-    """Remove the job's staging directory on every live worker (a lost worker may have left
-    temp files there; files at destination paths are always complete)."""
+def _finish(client: Any, dest: str, job: str) -> None:
+    """On every live worker: close the job's S3 contexts and remove its staging directory
+    (a lost worker may have left temp files there; files at destination paths are always
+    complete)."""
     try:
-        client.run(remove_staging, dest, job, on_error="ignore")
+        client.run(finish_job, dest, job, on_error="ignore")
     except Exception as e:  # noqa: BLE001 - cleanup is best effort
-        log.warning("could not remove %s/.fasts3-staging/%s on every worker: %r", dest, job, e)
+        log.warning("could not finish job %s on every worker (staging %s): %r", job, dest, e)
 
 
 class _Tracker:

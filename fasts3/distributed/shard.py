@@ -17,6 +17,7 @@ import hashlib
 import logging
 import os
 import socket
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from ..config import TransferConfig
 from ..engine.plan import GetOp
 from ..errors import S3AccessDenied, S3Error, S3InvalidRange, S3NotFound, S3URLError
 from ..urls import split_url
+from .contexts import borrowed, close_job
 from .manifest import FAILED, MISSING, OK, ManifestEntry
 from .plan import SourceObject, destination, staging_root
 
@@ -135,7 +137,11 @@ def _download_shard(spec: ShardSpec) -> list[ManifestEntry]:
     os.makedirs(staging, exist_ok=True)
     reporter = Reporter(spec.topic, spec.index)
     entries: list[ManifestEntry] = []
-    with S3(tmproot=staging, config=cfg, progress=False, **spec.connect) as s3:
+
+    def make() -> S3:
+        return S3(tmproot=staging, config=cfg, progress=False, **spec.connect)
+
+    with borrowed(spec.job, make) as s3:
         jobs: list[tuple[ManifestEntry, GetOp]] = []
         for i, obj in enumerate(spec.objects):
             final = destination(spec.dest, obj.rel)
@@ -147,24 +153,24 @@ def _download_shard(spec: ShardSpec) -> list[ManifestEntry]:
                 entry.error = f"LocalPathConflict: {e}"
                 continue
             bucket, key = split_url(obj.url)
-            temp = os.path.join(s3.tmpdir, f"{i:07d}.part")
+            temp = os.path.join(s3.tmpdir, f"{reporter.attempt}-{i:07d}.part")
             jobs.append((entry, GetOp(obj.url, bucket, key, final, temp, cfg.part_size,
                                       return_missing=True)))
         if jobs:
             s3._batches.pool().run([op for _, op in jobs], reporter.add_bytes,
                                    reporter.add_file, fail_fast=False)
-        retry = []
-        for entry, op in jobs:
-            if op.error is not None:
-                entry.error = _describe(op.error)
-                if not _is_permanent(op.error):
-                    retry.append(entry)
-            elif op.missing:
-                entry.status = MISSING
-            else:
-                entry.size = op.length
-                entry.status = OK
-                entry.checksum = _checksum(spec.checksum, op.headers, op.final)
+    retry = []
+    for entry, op in jobs:
+        if op.error is not None:
+            entry.error = _describe(op.error)
+            if not _is_permanent(op.error):
+                retry.append(entry)
+        elif op.missing:
+            entry.status = MISSING
+        else:
+            entry.size = op.length
+            entry.status = OK
+            entry.checksum = _checksum(spec.checksum, op.headers, op.final)
     reporter.flush(force=True)
     if retry:
         raise ShardFailed(f"shard {spec.index}: {len(retry)} of {len(entries)} objects failed; "
@@ -185,7 +191,10 @@ def _copy_shard(spec: ShardSpec) -> list[ManifestEntry]:
     reporter = Reporter(spec.topic, spec.index)
     entries = [ManifestEntry(o.url, destination(spec.dest, o.rel), o.size, worker=worker,
                              shard=spec.index) for o in spec.objects]
-    with S3(config=cfg, progress=False, **spec.connect) as s3:
+    def make() -> S3:
+        return S3(tmproot=tempfile.gettempdir(), config=cfg, progress=False, **spec.connect)
+
+    with borrowed(spec.job, make) as s3:
         s3.copy_many([(e.url, e.dest) for e in entries])
     by_url = {o.url: o for o in spec.objects}
     for e in entries:
@@ -229,12 +238,16 @@ def _checksum(kind: str | None, headers: dict[str, str], path: str) -> str | Non
     return "etag:" + etag if etag else None
 
 
-def remove_staging(dest: str, job: str) -> bool:
-    """Remove the job's staging directory under ``dest`` on this machine (and the shared
-    staging parent if it is now empty). Run on every worker when the job ends; returns
-    whether anything was removed."""
+def finish_job(dest: str, job: str) -> bool:
+    """End ``job`` in this worker process: close its reused S3 contexts and, for a local
+    ``dest``, remove the job's staging directory (and the shared staging parent if now
+    empty). The client runs this on every worker when the job ends; returns whether a
+    staging directory was removed."""
     import shutil
 
+    close_job(job)
+    if dest.startswith("s3://"):
+        return False
     root = staging_root(dest, job)
     existed = os.path.isdir(root)
     shutil.rmtree(root, ignore_errors=True)
