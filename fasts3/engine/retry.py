@@ -2,9 +2,11 @@
 
 * :class:`RetryPolicy`: bounded attempts, exponential backoff with full jitter
   (``uniform(0, min(cap, base * 2**attempt))`` seconds).
-* :class:`Throttle`: an adaptive limit on concurrent requests in one worker. A throttling
-  answer (503 SlowDown, 429) halves the limit; every ``limit`` successes raise it by one, back
-  up to the configured maximum.
+* :class:`Throttle`: an adaptive limit on concurrent requests in one worker (AIMD). A
+  throttling answer (503 SlowDown, 429) halves the limit, at most once per "generation": only
+  an answer to a request admitted since the last cut can cut again, so a burst of SlowDowns
+  to requests that were all in flight together counts once. Every ``limit`` successes raise
+  the limit by one, back up to the configured maximum.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import NamedTuple
 
 
 class RetryPolicy(NamedTuple):
+    """``max_attempts`` (>= 1) tries per task; waits between them in seconds."""
+
     max_attempts: int = 5
     base: float = 0.1
     cap: float = 5.0
@@ -25,31 +29,47 @@ class RetryPolicy(NamedTuple):
 
 
 class Throttle:
-    """Adaptive concurrency limit shared by the threads of one worker."""
+    """Adaptive concurrency limit shared by the threads of one worker.
+
+    Use :meth:`acquire` / :meth:`release` around each request; report the outcome with
+    :meth:`succeeded` or :meth:`throttled` (passing the generation :meth:`acquire` returned).
+    """
 
     def __init__(self, maximum: int) -> None:
         self.maximum = max(1, maximum)
         self.limit = self.maximum
         self.active = 0
+        self.generation = 0
         self._successes = 0
         self._cond = threading.Condition()
 
-    def __enter__(self) -> Throttle:
+    def acquire(self) -> int:
+        """Wait until fewer than ``limit`` requests are active; return the generation."""
         with self._cond:
             while self.active >= self.limit:
                 self._cond.wait()
             self.active += 1
-        return self
+            return self.generation
 
-    def __exit__(self, *exc: object) -> None:
+    def release(self) -> None:
         with self._cond:
             self.active -= 1
             self._cond.notify()
 
-    def throttled(self) -> None:
-        """The server asked us to slow down: halve the limit (at least 1)."""
+    def __enter__(self) -> int:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def throttled(self, generation: int | None = None) -> None:
+        """The server asked us to slow down: halve the limit (at least 1), unless this
+        request was admitted before the last cut (``generation`` older than the current)."""
         with self._cond:
+            if generation is not None and generation != self.generation:
+                return
             self.limit = max(1, self.limit // 2)
+            self.generation += 1
             self._successes = 0
 
     def succeeded(self) -> None:

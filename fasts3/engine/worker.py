@@ -36,6 +36,8 @@ class Worker:
             init.get("connect_timeout", 10.0),
             init.get("read_timeout", 60.0),
         )
+        self.transport.verify_checksums = init.get("verify_checksums", True)
+        self.transport.upload_checksums = init.get("upload_checksums", True)
         self.policy = RetryPolicy(*init.get("retry", (5, 0.1, 5.0)))
         self.throttle = Throttle(init.get("threads", 16))
         self.tasks: queue.SimpleQueue[Task | None] = queue.SimpleQueue()
@@ -55,21 +57,30 @@ class Worker:
             self._bytes += n
 
     def execute(self, task: Task) -> tuple:
-        """Run one task with retries; return the ``("r", id, value, error)`` record."""
+        """Run one task with retries; return the ``("r", id, value, error)`` record.
+
+        The handler sees ``task.args["attempt"]``: 0 on the first try, n on the n-th retry.
+        Transient failures are retried after a full-jitter backoff, up to ``max_attempts``;
+        throttling answers also lower this worker's concurrency (:class:`Throttle`).
+        """
         handler = HANDLERS.get(task.kind)
         if handler is None:
             return ("r", task.id, None, (0, "BadTask", f"unknown task kind {task.kind}", False, 1))
         attempt = 0
         while True:
             try:
-                with self.throttle:
-                    value = handler(self.transport, task, self.progress)
+                generation = self.throttle.acquire()
+                try:
+                    value = handler(self.transport, task._replace(
+                        args={**task.args, "attempt": attempt}), self.progress)
+                finally:
+                    self.throttle.release()
                 self.throttle.succeeded()
                 return ("r", task.id, value, None)
             except (HTTPFailure, NetworkFailure) as e:
                 attempt += 1
                 if e.throttled:
-                    self.throttle.throttled()
+                    self.throttle.throttled(generation)
                 if not e.transient or attempt >= self.policy.max_attempts:
                     return ("r", task.id, None, (e.status, e.code, e.message, e.transient, attempt))
                 log.debug("retrying %s %s/%s after %s", task.kind, task.bucket, task.key, e)
@@ -78,7 +89,8 @@ class Worker:
                 code = "NoSpaceLeft" if e.errno == errno.ENOSPC else "LocalIOError"
                 if e.errno == errno.ENOENT:
                     code = "LocalFileNotFound"
-                return ("r", task.id, None, (0, code, f"{e.strerror or e}: {e.filename or ''}",
+                where = f": {e.filename}" if e.filename else ""
+                return ("r", task.id, None, (0, code, f"{e.strerror or e}{where}",
                                              False, attempt + 1))
             except Exception as e:  # a bug or a malformed response: report, never hang
                 log.exception("task %s failed", task.kind)
