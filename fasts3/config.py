@@ -72,6 +72,10 @@ class TransferConfig:
     connect_timeout, read_timeout: socket timeouts per request.
     inline_put_limit: ``bytes``/``str`` values up to this size travel to workers in memory;
         larger ones are spilled to the temp root first.
+    verify_checksums: check every download that arrives in one response against the
+        object's checksum (MD5 ETag or x-amz-checksum-*); a mismatch is retried.
+    upload_checksums: send Content-MD5 with every upload and part, so S3 rejects (and the
+        client retries) corrupted bodies. Costs one extra read of the data.
     """
 
     processes: int = field(default_factory=lambda: max(2, usable_cores()))
@@ -84,6 +88,8 @@ class TransferConfig:
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     inline_put_limit: int = 1 * MiB
+    verify_checksums: bool = True
+    upload_checksums: bool = True
 
     def __post_init__(self) -> None:
         self._validate()

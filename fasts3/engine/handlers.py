@@ -8,17 +8,20 @@ Retries happen around these calls, in ``worker.py``.
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
+import logging
 import os
 import re
 from collections.abc import Callable
 
-from . import s3xml
+from . import checksums, orphans, s3xml
 from .sigv4 import quote_path
 from .tasks import Task
 from .transport import HTTPFailure, NetworkFailure, Transport
 
 Progress = Callable[[int], None]
+log = logging.getLogger("fasts3.worker")
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 _KEEP = ("content-type", "content-length", "etag", "last-modified", "x-amz-version-id",
          "x-amz-server-side-encryption", "x-amz-server-side-encryption-aws-kms-key-id",
@@ -43,13 +46,21 @@ def get(tr: Transport, task: Task, progress: Progress) -> dict:
     the whole download stops at; None = the object's end), ``first`` (this request sizes and
     creates the file), ``whole`` (the range is ours, not the user's: on 416 fetch without it),
     ``final`` (rename ``path`` here if this request completes the download), ``if_match``.
+
+    The first request checks that the download fits in the free space of ``path``'s directory
+    (else ``OSError(ENOSPC)``). A response holding the whole object is verified against the
+    object's checksum when ``tr.verify_checksums`` (see ``checksums.py``) before the file is
+    renamed into place.
     """
     a = task.args
+    first = bool(a.get("first"))
     headers = {}
     if a.get("range"):
         headers["range"] = a["range"]
     if a.get("if_match"):
         headers["if-match"] = f'"{a["if_match"]}"'
+    if first and tr.verify_checksums:
+        headers.update(checksums.REQUEST_HEADERS)
     query = _version_query(task)
     try:
         resp = tr.send("GET", task.bucket, task.key, query, headers)
@@ -71,30 +82,51 @@ def get(tr: Transport, task: Task, progress: Progress) -> dict:
         base = start
     want_end = a.get("want_end")
     end = total if want_end is None else min(want_end, total if total is not None else want_end)
-    if a.get("first"):
-        fd = os.open(a["path"], os.O_WRONLY | os.O_CREAT, 0o600)
+    digest = None
+    if first and tr.verify_checksums and start == 0 and length == total:
+        digest = checksums.for_download(h)
+    try:
+        if first:
+            _check_space(a["path"], end - base)
+            fd = os.open(a["path"], os.O_WRONLY | os.O_CREAT, 0o600)
+        else:
+            if a.get("expect") and (start, length) != tuple(a["expect"]):
+                tr.read_all(task.bucket, resp)
+                raise NetworkFailure("BadRange", f"asked for {a['expect']}, got {(start, length)}")
+            fd = os.open(a["path"], os.O_WRONLY)
         try:
-            os.ftruncate(fd, max(0, end - base))
-            tr.read_into_file(task.bucket, resp, fd, start - base, length, progress)
+            if first:
+                os.ftruncate(fd, max(0, end - base))
+            tr.read_into_file(task.bucket, resp, fd, start - base, length, progress, digest)
         finally:
             os.close(fd)
-    else:
-        if a.get("expect") and (start, length) != tuple(a["expect"]):
-            tr.read_all(task.bucket, resp)
-            raise NetworkFailure("BadRange", f"asked for {a['expect']}, got {(start, length)}")
-        fd = os.open(a["path"], os.O_WRONLY)
-        try:
-            tr.read_into_file(task.bucket, resp, fd, start - base, length, progress)
-        finally:
-            os.close(fd)
-    complete = bool(a.get("first")) and start + length >= end
+    except OSError as e:
+        tr.discard(task.bucket)  # the body was not (fully) read: drop the connection
+        if e.errno == errno.ENOSPC and not e.filename:
+            raise OSError(errno.ENOSPC, "No space left on device", a["path"]) from None
+        raise
+    if digest is not None:
+        digest.verify()
+    complete = first and start + length >= end
     if complete and a.get("final"):
         os.replace(a["path"], a["final"])
     out = {"start": start, "length": length, "total": total, "base": base, "end": end,
            "complete": complete}
-    if a.get("first"):
+    if first:
         out["headers"] = info_headers(h)
     return out
+
+
+def _check_space(path: str, need: int) -> None:
+    """Raise ``OSError(ENOSPC)`` if ``path``'s directory has less than ``need`` bytes free."""
+    if need <= 0:
+        return
+    directory = os.path.dirname(path) or "."
+    st = os.statvfs(directory)
+    free = st.f_bavail * st.f_frsize
+    if free < need:
+        raise OSError(errno.ENOSPC, f"Not enough free space for this object ({need} bytes "
+                      f"needed, {free} free)", directory)
 
 
 def head(tr: Transport, task: Task, progress: Progress) -> dict:
@@ -115,9 +147,9 @@ def _upload(tr: Transport, task: Task, query: dict | None, headers: dict, progre
     a = task.args
     fd, offset, length = _open_source(a)
     try:
-        if a.get("md5"):
+        if a.get("md5", tr.upload_checksums):
             headers = dict(headers)
-            headers["content-md5"] = _md5_b64(a.get("body"), fd, offset, length)
+            headers["content-md5"] = checksums.content_md5(a.get("body"), fd, offset, length)
         if fd is None:
             status, h, _ = tr.request("PUT", task.bucket, task.key, query, headers, body=a["body"])
         else:
@@ -130,32 +162,32 @@ def _upload(tr: Transport, task: Task, query: dict | None, headers: dict, progre
     return h
 
 
-def _md5_b64(body: bytes | None, fd: int | None, offset: int, length: int) -> str:
-    md5 = hashlib.md5(usedforsecurity=False)
-    if body is not None:
-        md5.update(body)
-    else:
-        while length:
-            chunk = os.pread(fd, min(length, 1 << 20), offset)
-            if not chunk:
-                raise OSError("local file shrank while being read")
-            md5.update(chunk)
-            offset += len(chunk)
-            length -= len(chunk)
-    return base64.b64encode(md5.digest()).decode()
-
-
 def put(tr: Transport, task: Task, progress: Progress) -> dict:
     """Single-request PUT. args: ``body`` or ``path``/``offset``/``length``, ``headers``."""
     h = _upload(tr, task, None, task.args.get("headers") or {}, progress)
     return {"etag": h.get("etag", "").strip('"'), "version_id": h.get("x-amz-version-id")}
 
 
+def _retried(a: dict) -> bool:
+    """Whether an earlier try of this task may have reached the server unanswered."""
+    return bool(a.get("attempt") or a.get("rerun"))
+
+
 def mpu_create(tr: Transport, task: Task, progress: Progress) -> dict:
-    """Start a multipart upload. args: ``headers`` (content type, metadata, encryption)."""
+    """Start a multipart upload. args: ``headers`` (content type, metadata, encryption),
+    ``since`` (wall time of the first try: on a retry, uploads of this key created since then
+    by lost tries are aborted, see ``orphans.py``)."""
+    a = task.args
     _, _, data = tr.request("POST", task.bucket, task.key, {"uploads": ""},
-                            task.args.get("headers") or {})
-    return {"upload_id": s3xml.parse_upload_id(data)}
+                            a.get("headers") or {})
+    upload_id = s3xml.parse_upload_id(data)
+    if _retried(a) and a.get("since") is not None:
+        try:
+            orphans.abort_since(tr, task.bucket, task.key, a["since"], keep=upload_id)
+        except (HTTPFailure, NetworkFailure) as e:
+            log.warning("could not look for orphaned uploads of %s/%s: %s", task.bucket,
+                        task.key, e)
+    return {"upload_id": upload_id}
 
 
 def mpu_part(tr: Transport, task: Task, progress: Progress) -> dict:
@@ -167,11 +199,21 @@ def mpu_part(tr: Transport, task: Task, progress: Progress) -> dict:
 
 
 def mpu_complete(tr: Transport, task: Task, progress: Progress) -> dict:
-    """Finish a multipart upload. args: ``upload_id``, ``parts`` ([(number, etag)])."""
+    """Finish a multipart upload. args: ``upload_id``, ``parts`` ([(number, etag)]), ``size``
+    (total bytes: if a retry finds the upload gone because a lost try completed it, an object
+    of that size at the key counts as success)."""
     a = task.args
-    _, h, data = tr.request("POST", task.bucket, task.key, {"uploadId": a["upload_id"]},
-                            {"content-type": "application/xml"},
-                            body=s3xml.complete_body(a["parts"]))
+    try:
+        _, h, data = tr.request("POST", task.bucket, task.key, {"uploadId": a["upload_id"]},
+                                {"content-type": "application/xml"},
+                                body=s3xml.complete_body(a["parts"]))
+    except HTTPFailure as e:
+        if e.status == 404 and _retried(a) and a.get("size") is not None:
+            resp = tr.send("HEAD", task.bucket, task.key)
+            resp.raw.read()
+            if int(resp.headers.get("content-length", -1)) == a["size"]:
+                return {"version_id": resp.headers.get("x-amz-version-id")}
+        raise
     code, message = s3xml.check_complete(data)
     if code:
         raise HTTPFailure(200, code, message or "CompleteMultipartUpload failed", h)
@@ -266,6 +308,7 @@ HANDLERS: dict[str, Callable[[Transport, Task, Progress], dict]] = {
     "mpu_part": mpu_part,
     "mpu_complete": mpu_complete,
     "mpu_abort": mpu_abort,
+    "mpu_abort_key": orphans.mpu_abort_key,
     "list": list_page,
     "delete": delete,
     "copy": copy_object,

@@ -113,3 +113,22 @@ def parse_delete_errors(data: bytes) -> list[tuple[str, str, str]]:
             f = _children(child)
             out.append((f.get("Key", ""), f.get("Code", ""), f.get("Message", "")))
     return out
+
+
+def parse_uploads(data: bytes) -> dict:
+    """A ListMultipartUploads page: ``{"uploads": [(key, upload_id, initiated epoch s)],
+    "next": (key_marker, upload_id_marker) or None}``."""
+    root = ET.fromstring(data)
+    uploads = []
+    fields: dict[str, str] = {}
+    for child in root:
+        tag = _local(child.tag)
+        if tag == "Upload":
+            f = _children(child)
+            uploads.append((f.get("Key", ""), f.get("UploadId", ""),
+                            parse_iso_date(f.get("Initiated"))))
+        else:
+            fields[tag] = child.text or ""
+    truncated = fields.get("IsTruncated", "").strip().lower() == "true"
+    nxt = (fields.get("NextKeyMarker", ""), fields.get("NextUploadIdMarker", ""))
+    return {"uploads": uploads, "next": nxt if truncated and any(nxt) else None}

@@ -16,7 +16,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from . import s3xml
 from .sigv4 import UNSIGNED, Signer, canonical_query, quote_path
@@ -94,6 +94,9 @@ class Transport:
         self.signer = signer
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
+        # Worker-wide options the handlers read (see checksums.py).
+        self.verify_checksums = True  # check downloads against the object's checksum
+        self.upload_checksums = True  # send Content-MD5 with uploads
         self._local = threading.local()
         self._ssl = ssl.create_default_context() if endpoint.scheme == "https" else None
 
@@ -124,6 +127,11 @@ class Transport:
         conn = getattr(self._local, "conns", {}).pop(host, None)
         if conn is not None:
             conn.close()
+
+    def discard(self, bucket: str) -> None:
+        """Close this thread's connection to ``bucket``'s host (e.g. a response body was
+        left unread, so the connection cannot carry another request)."""
+        self._drop(self._target(bucket, "")[0])
 
     def close(self) -> None:
         """Close this thread's connections."""
@@ -271,8 +279,10 @@ class Transport:
         file_offset: int,
         length: int,
         progress: Callable[[int], None] | None = None,
+        digest: Any = None,
     ) -> None:
-        """Stream ``length`` body bytes into ``fd`` starting at ``file_offset``.
+        """Stream ``length`` body bytes into ``fd`` starting at ``file_offset``; feed them to
+        ``digest.update`` too if given.
 
         Raises :class:`NetworkFailure` (``ShortBody``) if the body ends early.
         """
@@ -284,6 +294,8 @@ class Transport:
                 if not n:
                     raise NetworkFailure("ShortBody", f"body ended {length} bytes early")
                 view = buf[:n]
+                if digest is not None:
+                    digest.update(view)
                 while view:
                     w = os.pwrite(fd, view, file_offset)
                     view = view[w:]
