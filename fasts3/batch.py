@@ -51,8 +51,11 @@ class Batches:
                 "connect_timeout": cfg.connect_timeout,
                 "read_timeout": cfg.read_timeout,
                 "retry": (cfg.max_attempts, cfg.backoff_base, cfg.backoff_max),
+                "verify_checksums": cfg.verify_checksums,
+                "upload_checksums": cfg.upload_checksums,
             }
             self._pool = Pool(init, cfg.processes, cfg.requests_per_process)
+            self._pool.credentials_source = conn.credentials
         elif creds != self._credentials:
             self._pool.set_credentials(creds)
         self._credentials = creds

@@ -14,11 +14,15 @@ Ops never raise: a failure is stored in ``op.error`` (an :class:`~fasts3.errors.
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from typing import Any
 
 from ..errors import S3Error, S3NotFound, S3RetriesExhausted, error_from_response
 from .tasks import Task, TaskSpec
+
+log = logging.getLogger("fasts3.plan")
 
 
 def make_error(error: tuple, url: str) -> S3Error:
@@ -58,13 +62,29 @@ class _Op:
             self.error = error if isinstance(error, S3Error) else make_error(error, self.url)
         self.done = True
 
+    def forget(self, task: Task) -> None:
+        """The pool dropped ``task`` (never sent, or its worker was abandoned): no result
+        will come for it."""
+        self.outstanding -= 1
+
     def cancel(self) -> list[TaskSpec]:
+        """Another op failed (fail-fast): stop; tasks still in flight will report. Returns
+        cleanup tasks."""
         self.cancelled = True
         if self.error is None:
             self.error = S3Error("Cancelled because another request in the batch failed",
                                  self.url, "Cancelled")
         self.done = True
         return []
+
+    def abandon(self) -> list[TaskSpec]:
+        """The batch was interrupted and its workers killed: no task will report any more.
+        Returns the cleanup tasks to run on fresh workers (may be called on a done op)."""
+        self.outstanding = 0
+        if self.done:
+            return []
+        self.error = S3Error("Interrupted", self.url, "Cancelled")
+        return self.cancel()
 
 
 class HeadOp(_Op):
@@ -135,6 +155,8 @@ class GetOp(_Op):
     def on_result(self, task: Task, value: Any, error: tuple | None) -> list[TaskSpec]:
         self.received()
         if self.done:
+            if self.error is not None:
+                self.discard()  # a late result of a failed or cancelled download
             return []
         if error is not None:
             err = make_error(error, self.url)
@@ -181,9 +203,16 @@ class GetOp(_Op):
         self.discard()
         return []
 
+    def abandon(self) -> list[TaskSpec]:
+        specs = super().abandon()
+        if self.error is not None:
+            self.discard()
+        return specs
+
     def discard(self) -> None:
-        """Remove the temp file (and never leave a final file for a failed download)."""
-        for path in (self.temp,):
+        """Remove the temp file and, since this download failed, any final file a worker
+        may have completed meanwhile: a failed op leaves nothing behind."""
+        for path in (self.temp, self.final):
             try:
                 os.unlink(path)
             except FileNotFoundError:
@@ -193,12 +222,17 @@ class GetOp(_Op):
 class PutOp(_Op):
     """Upload one object from ``body`` (bytes) or ``path``.
 
-    ``multipart_size`` is the part size to use, or ``None`` for a single PUT.
+    ``multipart_size`` is the part size to use, or ``None`` for a single PUT. ``md5``: send
+    Content-MD5 (``None``: the worker's default, ``TransferConfig.upload_checksums``).
     After success ``uploaded`` is True (False when skipped by ``overwrite=False``).
+
+    A multipart upload that fails or is cancelled is aborted once none of its tasks is in
+    flight; if the batch is interrupted (:meth:`abandon`) it is aborted at once, and an upload
+    whose creation was in flight is found by listing the key's uploads started since then.
     """
 
     def __init__(self, url, bucket, key, size, headers, body=None, path=None, overwrite=True,
-                 multipart_size=None, md5=False) -> None:
+                 multipart_size=None, md5=None) -> None:
         super().__init__(url, bucket, key)
         self.size = size
         self.headers = headers
@@ -208,9 +242,14 @@ class PutOp(_Op):
         self.multipart_size = multipart_size
         self.md5 = md5
         self.uploaded = False
-        self.upload_id: str | None = None
+        self.upload_id: str | None = None  # created and not yet completed or aborted
+        self._creating_since: float | None = None  # wall time of an unanswered mpu_create
+        self._aborting = False
         self._etags: dict[int, str] = {}
         self._parts_left = 0
+
+    def _md5(self) -> dict[str, Any]:
+        return {} if self.md5 is None else {"md5": self.md5}
 
     def start(self) -> list[TaskSpec]:
         if not self.overwrite:
@@ -220,30 +259,39 @@ class PutOp(_Op):
     def _upload(self) -> list[TaskSpec]:
         if self.multipart_size is None:
             if self.body is not None:
-                return [self.spec("put", body=self.body, headers=self.headers, md5=self.md5)]
+                return [self.spec("put", body=self.body, headers=self.headers, **self._md5())]
             return [self.spec("put", path=self.path, offset=0, length=self.size,
-                              headers=self.headers, md5=self.md5)]
-        return [self.spec("mpu_create", headers=self.headers)]
+                              headers=self.headers, **self._md5())]
+        self._creating_since = time.time()
+        return [self.spec("mpu_create", headers=self.headers, since=self._creating_since)]
 
     def _parts(self) -> list[TaskSpec]:
         specs = []
         part = self.multipart_size
         for i, off in enumerate(range(0, self.size, part), start=1):
             specs.append(self.spec("mpu_part", upload_id=self.upload_id, part=i, path=self.path,
-                                   offset=off, length=min(part, self.size - off), md5=self.md5))
+                                   offset=off, length=min(part, self.size - off),
+                                   **self._md5()))
         self._parts_left = len(specs)
         return specs
 
     def on_result(self, task: Task, value: Any, error: tuple | None) -> list[TaskSpec]:
         self.received()
         kind = task.kind
-        if kind == "mpu_abort":
-            self.done = self.outstanding == 0
+        if kind in ("mpu_abort", "mpu_abort_key"):
+            if kind == "mpu_abort":
+                self._aborting = False
+                self.upload_id = None
+            if error is not None:
+                log.warning("could not abort the multipart upload of %s: %s", self.url, error[2])
             return []
-        if kind == "mpu_create" and value is not None and (self.cancelled or self.done):
-            self.upload_id = value["upload_id"]
-            return [self.spec("mpu_abort", upload_id=self.upload_id)]
-        if self.done:
+        if kind == "mpu_create":
+            self._creating_since = None
+            if value is not None:
+                self.upload_id = value["upload_id"]
+        elif kind == "mpu_complete" and error is None:
+            self.upload_id = None
+        if self.done:  # failed or cancelled: only clean up
             return self._abort_when_idle()
         if error is not None:
             err = make_error(error, self.url)
@@ -257,27 +305,44 @@ class PutOp(_Op):
             self.uploaded = True
             self.done = True
         elif kind == "mpu_create":
-            self.upload_id = value["upload_id"]
             return self._parts()
         elif kind == "mpu_part":
             self._etags[value["part"]] = value["etag"]
             self._parts_left -= 1
             if self._parts_left == 0:
-                return [self.spec("mpu_complete", upload_id=self.upload_id,
+                return [self.spec("mpu_complete", upload_id=self.upload_id, size=self.size,
                                   parts=sorted(self._etags.items()))]
         return []
 
     def _abort_when_idle(self) -> list[TaskSpec]:
-        """After a failure: abort the upload once no part is still in flight."""
-        if self.upload_id and self.outstanding == 0:
-            uid, self.upload_id = self.upload_id, None
-            self.done = False
-            return [self.spec("mpu_abort", upload_id=uid)]
+        """After a failure: abort the upload once no task of it is still in flight."""
+        if self.upload_id and self.outstanding == 0 and not self._aborting:
+            self._aborting = True
+            return [self.spec("mpu_abort", upload_id=self.upload_id)]
         return []
+
+    def forget(self, task: Task) -> None:
+        super().forget(task)
+        if task.kind == "mpu_abort":
+            self._aborting = False
 
     def cancel(self) -> list[TaskSpec]:
         super().cancel()
         return self._abort_when_idle()
+
+    def abandon(self) -> list[TaskSpec]:
+        self.outstanding = 0
+        if not self.done:
+            self.cancelled = self.done = True
+            self.error = S3Error("Interrupted", self.url, "Cancelled")
+        specs = []
+        if self.upload_id:
+            self._aborting = True
+            specs.append(self.spec("mpu_abort", upload_id=self.upload_id))
+        if self._creating_since is not None:
+            specs.append(self.spec("mpu_abort_key", since=self._creating_since))
+            self._creating_since = None
+        return specs
 
 
 class ListOp(_Op):

@@ -7,13 +7,18 @@ listing page, the completion of a multipart upload).
 
 Failure handling:
 
-* A worker that dies (crash, SIGKILL) is replaced; the tasks it held are re-run, each at most
-  ``MAX_RERUNS`` times before it fails as ``WorkerCrashed``.
-* With ``fail_fast``, the first op that fails cancels the batch: queued tasks are dropped, ops
-  are told to :meth:`cancel` (returning cleanup tasks such as aborting a multipart upload),
-  in-flight tasks finish, then :meth:`run` returns.
-* ``KeyboardInterrupt`` (or any exception) in the parent kills the workers at once, runs the
-  cleanup tasks on fresh workers within ``CLEANUP_SECONDS`` and re-raises.
+* A worker that dies (crash, SIGKILL) is replaced (with fresh credentials from
+  ``credentials_source``); the tasks it held are re-run (``args["rerun"]`` counts how often),
+  each at most ``MAX_RERUNS`` times before it fails as ``WorkerCrashed``.
+* With ``fail_fast``, the first op that fails cancels the batch: queued tasks are dropped (the
+  ops :meth:`forget` them), ops are told to :meth:`cancel` (returning cleanup tasks such as
+  aborting a multipart upload), in-flight tasks finish, then :meth:`run` returns.
+* ``KeyboardInterrupt`` (or any exception) in the parent kills the workers at once, asks every
+  op to :meth:`abandon` (nothing in flight will ever report; ops return cleanup tasks), runs
+  those on fresh workers within ``CLEANUP_SECONDS`` and re-raises. A second interrupt during
+  the cleanup ends it early; it never blocks longer than that bound.
+* During long batches, credentials are re-read from ``credentials_source`` every
+  ``CREDENTIAL_REFRESH_SECONDS`` and sent to the workers if they changed.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ log = logging.getLogger("fasts3.pool")
 MAX_RERUNS = 3
 MAX_RESPAWNS = 20
 CLEANUP_SECONDS = 15.0
+CREDENTIAL_REFRESH_SECONDS = 300.0
+CLEANUP_KINDS = frozenset({"mpu_abort", "mpu_abort_key"})
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -51,6 +58,19 @@ class Op(Protocol):
     def on_result(self, task: Task, value: Any, error: tuple | None) -> list[TaskSpec]: ...
 
     def cancel(self) -> list[TaskSpec]: ...
+
+
+def _forget(op: Any, task: Task) -> None:
+    forget = getattr(op, "forget", None)
+    if forget is not None:
+        forget(task)
+
+
+def _abandon(op: Any) -> list[TaskSpec]:
+    abandon = getattr(op, "abandon", None)
+    if abandon is not None:
+        return abandon()
+    return [] if op.done else op.cancel()
 
 
 class _Worker:
@@ -75,6 +95,9 @@ class Pool:
         self._gen = itertools.count(1)
         self._respawns = 0
         self._closed = False
+        #: called (in the parent) for current credentials when a worker is replaced and
+        #: periodically during long batches; ``None`` keeps the last ones sent.
+        self.credentials_source: Callable[[], Any] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
     @property
@@ -117,6 +140,18 @@ class Pool:
         self._init["credentials"] = credentials
         for w in self._workers:
             self._send(w, ("creds", credentials))
+
+    def refresh_credentials(self) -> None:
+        """Re-read ``credentials_source`` and send the credentials on if they changed."""
+        if self.credentials_source is None:
+            return
+        try:
+            creds = self.credentials_source()
+        except Exception as e:  # noqa: BLE001 - keep the old ones; the requests will tell
+            log.warning("could not refresh credentials: %s", type(e).__name__)
+            return
+        if creds != self._init.get("credentials"):
+            self.set_credentials(creds)
 
     def _send(self, w: _Worker, msg: object) -> bool:
         try:
@@ -168,12 +203,17 @@ class Pool:
         self.start()
         batch = _Batch(self, ops, on_bytes, on_done, fail_fast)
         try:
+            batch.begin()
             batch.loop()
         except BaseException:
-            cleanup = batch.cancel_all(include_inflight=True)
-            self.kill()
-            if cleanup:
-                self._run_cleanup(cleanup)
+            try:
+                self.kill()  # first: no worker may touch files or uploads any more
+                cleanup = batch.abandon_all()
+                if cleanup:
+                    self._run_cleanup(cleanup)
+            except BaseException as e:  # noqa: BLE001 - e.g. a second Ctrl-C
+                log.warning("cleanup after an interrupted batch stopped early: %r", e)
+                self.kill()
             raise
 
     def _run_cleanup(self, specs: list[tuple[Op, TaskSpec]]) -> None:
@@ -187,6 +227,8 @@ class Pool:
         except BaseException as e:  # noqa: BLE001 - cleanup must not mask the original error
             log.warning("cleanup after an interrupted batch did not finish: %r", e)
             self.kill()
+            return
+        self.kill()  # the cleanup workers may hold connections to a misbehaving server
 
     def new_id(self) -> int:
         return next(self._ids)
@@ -202,6 +244,7 @@ class Pool:
         log.warning("worker process %d died (exit %s); starting a new one", w.proc.pid,
                     w.proc.poll())
         _reap(w.proc)
+        self.refresh_credentials()
         nw = self._spawn(w.slot)
         self._workers[w.slot] = nw
         return nw
@@ -245,10 +288,13 @@ class _Batch:
         self.owner: dict[int, Op] = {}
         self.reruns: dict[int, int] = {}
         self.failed = False
-        for op in ops:
+        self._next_refresh = time.monotonic() + CREDENTIAL_REFRESH_SECONDS
+
+    def begin(self) -> None:
+        for op in self.ops:
             self.submit(op, op.start())
-            if op.done and on_done is not None:
-                on_done(op)
+            if op.done and self.on_done is not None:
+                self.on_done(op)
 
     def submit(self, op: Op, specs: list[TaskSpec]) -> None:
         for spec in specs:
@@ -260,6 +306,9 @@ class _Batch:
         while self.owner:
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError("cleanup deadline passed")
+            if time.monotonic() > self._next_refresh:
+                self._next_refresh = time.monotonic() + CREDENTIAL_REFRESH_SECONDS
+                self.pool.refresh_credentials()
             self.dispatch()
             for slot, gen, msgs in self.pool.receive(timeout=1.0):
                 workers = self.pool.workers()
@@ -301,7 +350,10 @@ class _Batch:
         was_done = op.done
         specs = op.on_result(task, value, error)
         if self.failed:
-            specs = [s for s in specs if s.kind == "mpu_abort"]
+            for s in specs:
+                if s.kind not in CLEANUP_KINDS:
+                    _forget(op, Task(0, s.kind, s.bucket, s.key, s.args))
+            specs = [s for s in specs if s.kind in CLEANUP_KINDS]
         self.submit(op, specs)
         if op.done and not was_done:
             if self.on_done is not None:
@@ -314,19 +366,38 @@ class _Batch:
         for op, spec in cleanup:
             self.submit(op, [spec])
 
-    def cancel_all(self, include_inflight: bool) -> list[tuple[Op, TaskSpec]]:
-        """Drop queued tasks and cancel every unfinished op; return their cleanup tasks."""
+    def cancel_all(self, include_inflight: bool = False) -> list[tuple[Op, TaskSpec]]:
+        """Fail fast: drop queued tasks (except cleanup) and cancel every unfinished op;
+        return their cleanup tasks. In-flight tasks still report to their ops."""
         self.failed = True
-        dropped = [t for t in self.pending if t.kind != "mpu_abort"]
-        self.pending = deque(t for t in self.pending if t.kind == "mpu_abort")
+        dropped = [t for t in self.pending if t.kind not in CLEANUP_KINDS]
+        self.pending = deque(t for t in self.pending if t.kind in CLEANUP_KINDS)
         for t in dropped:
-            self.owner.pop(t.id, None)
-        if include_inflight:
-            self.owner.clear()
+            op = self.owner.pop(t.id, None)
+            if op is not None:
+                _forget(op, t)
         cleanup = []
         for op in self.ops:
             if not op.done:
                 cleanup.extend((op, s) for s in op.cancel())
+        return cleanup
+
+    def abandon_all(self) -> list[tuple[Op, TaskSpec]]:
+        """After the workers were killed: no task will report. Every op of the batch (and
+        every op owning a queued or lost task, e.g. of a cleanup batch) is abandoned;
+        return the cleanup tasks they ask for."""
+        self.failed = True
+        ops = list(self.ops)
+        seen = {id(op) for op in ops}
+        for op in self.owner.values():
+            if id(op) not in seen:
+                seen.add(id(op))
+                ops.append(op)
+        self.owner.clear()
+        self.pending.clear()
+        cleanup = []
+        for op in ops:
+            cleanup.extend((op, s) for s in _abandon(op))
         return cleanup
 
     def worker_died(self, w: _Worker) -> None:
@@ -340,4 +411,4 @@ class _Batch:
                 self.finish(t, None, (0, "WorkerCrashed", "a worker died running this task "
                                       f"{n} times", False, n))
             else:
-                self.pending.appendleft(t)
+                self.pending.appendleft(t._replace(args={**t.args, "rerun": n}))
