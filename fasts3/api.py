@@ -3,6 +3,8 @@ pool and wraps the results in :class:`~fasts3.objects.S3Object` (Metaflow-compat
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import io
 import itertools
 import logging
@@ -10,7 +12,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import content_types
@@ -358,19 +360,16 @@ class S3:
             if len(data) <= self._config.inline_put_limit:
                 return data, None, len(data)
             path = self._new_paths(key)[1]
-            with open(path, "wb") as f:
-                f.write(data)
-            return None, path, len(data)
+            return None, path, _spill(path, url, len(data), lambda f: f.write(data))
         if hasattr(value, "read"):
             if isinstance(value, io.TextIOBase):
                 raise S3InvalidObject(_TEXT_FILE, url=url)
             path = self._new_paths(key)[1]
             try:
-                with open(path, "wb") as f:
-                    shutil.copyfileobj(value, f, 1 << 20)
+                size = _spill(path, url, None, lambda f: shutil.copyfileobj(value, f, 1 << 20))
             except (TypeError, io.UnsupportedOperation):
                 raise S3InvalidObject(_TEXT_FILE, url=url) from None
-            return None, path, os.path.getsize(path)
+            return None, path, size
         raise S3InvalidObject(_BAD_VALUE.format(type(value).__name__), url=url)
 
 
@@ -409,6 +408,28 @@ def _put_item(o: Any, field: str, url_of: Any) -> Any:
     if o[1] is None:
         raise S3InvalidObject(_BAD_VALUE.format("NoneType"), url=url_of(o[0]))
     return S3PutObject(o[0], **{field: o[1]})
+
+
+def _spill(path: str, url: str, size: int | None, write: Callable[[Any], object]) -> int:
+    """Stage a value to upload in ``path`` (mode 0600); return its size in bytes. With a known
+    ``size`` the free space is checked first; a full disk raises :class:`S3Error` with code
+    ``NoSpaceLeft``. On any failure no file is left behind."""
+    if size is not None:
+        free = shutil.disk_usage(os.path.dirname(path)).free
+        if free < size:
+            raise S3Error(f"Not enough free space in the temp root to stage this upload ({size}"
+                          f" bytes needed, {free} free)", url=url, code="NoSpaceLeft")
+    try:
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
+            write(f)
+        return os.path.getsize(path)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+            raise S3Error("No space left in the temp root while staging this upload", url=url,
+                          code="NoSpaceLeft") from None
+        raise
 
 
 def _is_put_object(o: Any) -> bool:
