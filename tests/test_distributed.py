@@ -146,21 +146,22 @@ def test_stage_url_list_with_md5_and_missing(dask_client, s3root, s3_kwargs, tmp
     assert info.value.url == urls[-1]
 
 
-def test_s3_destination_copies_or_says_not_implemented(dask_client, s3root, s3_kwargs, bucket):
+def test_s3_destination_is_a_server_side_copy(dask_client, s3root, s3_kwargs, bucket):
     objects = {f"c/{i}.txt": f"copy {i}".encode() for i in range(4)}
+    objects["c/big.bin"] = _payload(7, 6 * MiB)
     _upload(s3root, s3_kwargs, objects)
     dest = f"s3://{bucket}/copied"
-    try:
-        from fasts3.manage import copy_many  # noqa: F401
-    except ImportError:
-        with pytest.raises(NotImplementedError, match="server-side copy"):
-            stage(s3root + "/c", dest, dask_client, config=SMALL, **s3_kwargs)
-        return
-    manifest = stage(s3root + "/c", dest, dask_client, config=SMALL, **s3_kwargs)
-    assert [e.status for e in manifest] == ["ok"] * 4
+    with pytest.raises(ValueError, match="md5"):
+        stage(s3root + "/c", dest, dask_client, checksum="md5", **s3_kwargs)
+    manifest = stage(s3root + "/c", dest, dask_client, config=SMALL, shards=2, **s3_kwargs)
+    assert [e.status for e in manifest] == ["ok"] * len(objects)
+    assert [e.dest for e in manifest] == [dest + "/" + e.url.split("/c/", 1)[1]
+                                          for e in manifest]
     with S3(s3root=dest, **s3_kwargs) as s3:
         got = {o.key: o.blob for o in s3.get_all()}
+        etags = {o.url: o.etag for o in s3.list_recursive()}
     assert got == {k[2:]: v for k, v in objects.items()}
+    assert {e.dest: e.checksum for e in manifest} == {u: f"etag:{t}" for u, t in etags.items()}
 
 
 def test_worker_killed_mid_run_loses_nothing(dask_client, s3root, s3_kwargs, tmp_path):

@@ -11,8 +11,8 @@ all workers, and returns a :class:`Manifest` with one entry per object::
   its own machine, keys mapped with :func:`fasts3.urls.local_path_for_key`. Files appear
   only when complete (temp name in ``dest/.fasts3-staging/<job>`` + rename), so a re-run
   shard (Dask ``retries=``, or a lost worker) leaves complete files only.
-* ``dest`` an ``s3://`` prefix: server-side copies (needs ``fasts3.manage.copy_many``;
-  otherwise ``NotImplementedError`` before anything runs).
+* ``dest`` an ``s3://`` prefix: server-side copies (``fasts3.manage``: CopyObject, or
+  UploadPartCopy for large objects), spread over the workers the same way.
 
 Progress: each task publishes cumulative ``[shard, attempt, bytes, files]`` events on a
 per-job Dask event topic; the client keeps the largest count per shard (so a re-run shard is
@@ -42,7 +42,7 @@ from .plan import (
     list_source,
     plan_shards,
 )
-from .shard import ShardFailed, ShardSpec, finish_job, require_copy, run_shard
+from .shard import ShardFailed, ShardSpec, finish_job, run_shard
 
 log = logging.getLogger("fasts3.distributed")
 POLL_SECONDS = 0.2
@@ -103,7 +103,6 @@ def stage(
     Raises:
         S3URLError: a bad URL, or a key that cannot be mapped to ``dest`` (nothing is sent).
         S3NotFound: the bucket does not exist.
-        NotImplementedError: ``dest`` is ``s3://`` and server-side copy is unavailable.
         StagingError: with ``strict``, after every shard finished, if some object was not
             staged.
     """
@@ -113,7 +112,6 @@ def stage(
         make_root(dest)
         if checksum == "md5":
             raise ValueError("checksum='md5' needs a local destination")
-        require_copy()
     else:
         dest = os.path.abspath(os.path.expanduser(dest))
     connect = dict(endpoint_url=endpoint_url, role=role, session_vars=session_vars,

@@ -171,6 +171,51 @@ def _download_shard(spec: ShardSpec) -> list[ManifestEntry]:
             entry.size = op.length
             entry.status = OK
             entry.checksum = _checksum(spec.checksum, op.headers, op.final)
+    return _finish_shard(spec, reporter, entries, retry)
+
+
+def _copy_shard(spec: ShardSpec) -> list[ManifestEntry]:
+    """Server-side copies of one shard (CopyObject, or UploadPartCopy for large objects:
+    the bytes never leave S3); an object that vanished since listing is ``"missing"``."""
+    from ..api import S3
+    from ..manage import copy_ops
+
+    worker = worker_address()
+    cfg = spec.config or TransferConfig.from_env()
+    reporter = Reporter(spec.topic, spec.index)
+    entries = [ManifestEntry(o.url, destination(spec.dest, o.rel), o.size, worker=worker,
+                             shard=spec.index) for o in spec.objects]
+
+    def make() -> S3:
+        return S3(tmproot=tempfile.gettempdir(), config=cfg, progress=False, **spec.connect)
+
+    def copied(op: Any) -> None:
+        reporter.nbytes += op.size or 0
+        reporter.add_file()
+
+    with borrowed(spec.job, make) as s3:
+        ops = copy_ops(s3, [(e.url, e.dest, o.size, None)
+                            for e, o in zip(entries, spec.objects, strict=True)])
+        if ops:
+            s3._batches.pool().run(ops, None, copied, fail_fast=False)
+    retry = []
+    for entry, op in zip(entries, ops, strict=True):
+        if op.error is not None:
+            entry.error = _describe(op.error)
+            if op.error.code == "NoSuchKey":
+                entry.status = MISSING
+            elif not _is_permanent(op.error):
+                retry.append(entry)
+        else:
+            entry.status = OK
+            entry.size = op.size if op.size is not None else entry.size
+            etag = (getattr(op, "etag", None) or "").strip('"')
+            entry.checksum = f"etag:{etag}" if spec.checksum and etag else None
+    return _finish_shard(spec, reporter, entries, retry)
+
+
+def _finish_shard(spec: ShardSpec, reporter: Reporter, entries: list[ManifestEntry],
+                  retry: list[ManifestEntry]) -> list[ManifestEntry]:
     reporter.flush(force=True)
     if retry:
         raise ShardFailed(f"shard {spec.index}: {len(retry)} of {len(entries)} objects failed; "
@@ -179,42 +224,6 @@ def _download_shard(spec: ShardSpec) -> list[ManifestEntry]:
         if e.status == FAILED:
             log.warning("not staged: %s: %s", e.url, e.error)
     return entries
-
-
-def _copy_shard(spec: ShardSpec) -> list[ManifestEntry]:
-    """Server-side copies of one shard (needs ``fasts3.manage.copy_many``)."""
-    require_copy()
-    from ..api import S3
-
-    worker = worker_address()
-    cfg = spec.config or TransferConfig.from_env()
-    reporter = Reporter(spec.topic, spec.index)
-    entries = [ManifestEntry(o.url, destination(spec.dest, o.rel), o.size, worker=worker,
-                             shard=spec.index) for o in spec.objects]
-    def make() -> S3:
-        return S3(tmproot=tempfile.gettempdir(), config=cfg, progress=False, **spec.connect)
-
-    with borrowed(spec.job, make) as s3:
-        s3.copy_many([(e.url, e.dest) for e in entries])
-    by_url = {o.url: o for o in spec.objects}
-    for e in entries:
-        e.status = OK
-        etag = by_url[e.url].etag
-        e.checksum = f"etag:{etag}" if spec.checksum and etag else None
-        reporter.nbytes += e.size
-        reporter.files += 1
-    reporter.flush(force=True)
-    return entries
-
-
-def require_copy() -> None:
-    """Raise ``NotImplementedError`` when server-side copy is not available."""
-    try:
-        from ..manage import copy_many  # noqa: F401
-    except ImportError:
-        raise NotImplementedError(
-            "staging to an s3:// destination needs server-side copy (fasts3.manage.copy_many),"
-            " which this version of fasts3 does not have; stage to a local directory") from None
 
 
 def _is_permanent(err: S3Error) -> bool:
