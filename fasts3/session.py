@@ -131,14 +131,12 @@ def upload_headers(encryption: str | None, kms_key_id: str | None,
     """Extra headers for every upload (PUT, CreateMultipartUpload, CopyObject).
 
     ``encryption`` is the upload's effective ``x-amz-server-side-encryption`` value; the KMS
-    key id is only sent with ``aws:kms``/``aws:kms:dsse`` (S3 rejects it otherwise).
-    ``storage_class`` is e.g. ``"STANDARD_IA"``. Raises :class:`S3InvalidObject` for values
-    that cannot be valid.
+    key id is only sent with ``aws:kms``/``aws:kms:dsse`` (S3 rejects it otherwise, so an
+    upload that asks for ``AES256`` simply does not get it). ``storage_class`` is e.g.
+    ``"STANDARD_IA"``. Raises :class:`S3InvalidObject` for a malformed storage class.
     """
     out: dict[str, str] = {}
-    if kms_key_id:
-        if encryption not in ("aws:kms", "aws:kms:dsse"):
-            raise S3InvalidObject("A KMS key id needs encryption='aws:kms'", url=kms_key_id)
+    if kms_key_id and encryption in ("aws:kms", "aws:kms:dsse"):
         out["x-amz-server-side-encryption-aws-kms-key-id"] = kms_key_id
     if storage_class:
         if not _STORAGE_CLASS.match(storage_class):

@@ -122,7 +122,10 @@ class CopyOp(_Op):
             return self._abort_when_idle()
         source_head = kind == "head" and task.args.get("copy_source")
         if error is not None:
-            err = make_error(error, self.src_url if source_head else self.url)
+            # A missing key on a copy is the source's (the destination need not exist).
+            blame_source = source_head or (kind in ("copy", "mpu_part_copy")
+                                           and error[1] in ("NoSuchKey", "NoSuchVersion"))
+            err = make_error(error, self.src_url if blame_source else self.url)
             if kind == "head" and not source_head and isinstance(err, S3NotFound):
                 return self._begin()  # overwrite=False and the destination is free
             if kind == "copy" and self._blind and _too_large(error):
