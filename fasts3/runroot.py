@@ -30,14 +30,13 @@ def datatools_root() -> str:
     return root.rstrip("/")
 
 
-def _flow_and_run(run: Any) -> tuple[str, str]:
-    pathspec = getattr(run, "pathspec", None)
-    if isinstance(pathspec, str) and pathspec.count("/") >= 1:
-        flow, run_id = pathspec.split("/")[:2]
-        return flow, run_id
-    parent = getattr(run, "parent", None)
-    if parent is not None and getattr(parent, "id", None) and getattr(run, "id", None):
-        return str(parent.id), str(run.id)
+def _is_flowspec(obj: Any) -> bool:
+    # A FlowSpec's attribute lookup falls through to its artifacts, so a flow with artifacts
+    # named "pathspec" or "parent"/"id" must never be mistaken for a Run.
+    return any(cls.__name__ == "FlowSpec" for cls in type(obj).__mro__)
+
+
+def _current_flow_and_run() -> tuple[str, str]:
     try:
         from metaflow import current  # type: ignore
 
@@ -46,6 +45,19 @@ def _flow_and_run(run: Any) -> tuple[str, str]:
     except ImportError:
         pass
     raise S3URLError("S3(run=...) needs a Metaflow Run, or a FlowSpec inside a running flow")
+
+
+def _flow_and_run(run: Any) -> tuple[str, str]:
+    if _is_flowspec(run):
+        return _current_flow_and_run()
+    pathspec = getattr(run, "pathspec", None)
+    if isinstance(pathspec, str) and pathspec.count("/") >= 1:
+        flow, run_id = pathspec.split("/")[:2]
+        return flow, run_id
+    parent = getattr(run, "parent", None)
+    if parent is not None and getattr(parent, "id", None) and getattr(run, "id", None):
+        return str(parent.id), str(run.id)
+    return _current_flow_and_run()
 
 
 def run_root(run: Any, bucket: str | None = None, prefix: str | None = None) -> str:

@@ -305,6 +305,25 @@ def test_run_root(seaweed, client, bucket, monkeypatch, tmp_path):
         assert s3._root == f"s3://{bucket}/other/Flow/123"
 
 
+class FlowSpec:
+    """Stands in for metaflow.FlowSpec (recognised by class name, metaflow is optional)."""
+
+
+class MyFlow(FlowSpec):
+    # A flow's artifacts show up as attributes; they must not be taken for a Run's fields.
+    pathspec = "ArtifactFlow/1"
+    parent = _Id("ArtifactParent")
+    id = "2"
+
+
+def test_flowspec_outside_a_running_flow(monkeypatch, tmp_path):
+    monkeypatch.setenv("FASTS3_DATATOOLS_S3ROOT", "s3://bkt/datatools")
+    with pytest.raises(S3URLError):
+        S3(run=MyFlow(), tmproot=str(tmp_path))
+    with pytest.raises(S3URLError):
+        S3(run=object(), tmproot=str(tmp_path))
+
+
 def test_run_needs_a_datatools_root(monkeypatch, tmp_path):
     monkeypatch.delenv("FASTS3_DATATOOLS_S3ROOT", raising=False)
     monkeypatch.delenv("METAFLOW_DATATOOLS_S3ROOT", raising=False)
