@@ -4,6 +4,7 @@ embedded SeaweedFS server; a worker killed mid-run must not lose or corrupt anyt
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import threading
@@ -31,9 +32,12 @@ SMALL = TransferConfig(processes=1, requests_per_process=4, part_size=5 * MiB,
 
 
 @pytest.fixture(scope="module")
-def dask_client():
+def dask_client(seaweed):
+    # The workers get the server's credentials in their environment (their own credential
+    # chain, as on a real cluster); the tests below mostly pass them explicitly anyway.
     cluster = distributed.LocalCluster(processes=True, n_workers=2, threads_per_worker=1,
-                                       dashboard_address=":0", silence_logs=50)
+                                       dashboard_address=":0", silence_logs=50,
+                                       env=seaweed.env())
     client = distributed.Client(cluster)
     client.wait_for_workers(2)
     yield client
@@ -162,6 +166,31 @@ def test_s3_destination_is_a_server_side_copy(dask_client, s3root, s3_kwargs, bu
         etags = {o.url: o.etag for o in s3.list_recursive()}
     assert got == {k[2:]: v for k, v in objects.items()}
     assert {e.dest: e.checksum for e in manifest} == {u: f"etag:{t}" for u, t in etags.items()}
+
+
+def test_cli_cp_dask_scheduler(dask_client, seaweed, s3root, s3_kwargs, tmp_path,
+                               monkeypatch, capsys):
+    from fasts3.cli import main
+
+    objects = {f"x/{i}.txt": f"line {i}\n".encode() for i in range(5)}
+    objects["x/sub/debug.log"] = b"not wanted"
+    _upload(s3root, s3_kwargs, objects)
+    for name, value in seaweed.env().items():
+        monkeypatch.setenv(name, value)
+    dest = str(tmp_path / "cli")
+    addr = dask_client.scheduler.address
+    assert main(["cp", s3root + "/x", dest, "--dask-scheduler", addr]) == 2  # needs -r
+    code = main(["cp", "-r", s3root + "/x/", dest, "--dask-scheduler", addr, "--json",
+                 "--exclude", "*.log"])
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == 0
+    assert sorted(r["dest"] for r in records) == [os.path.join(dest, f"{i}.txt")
+                                                  for i in range(5)]
+    assert all(r["ok"] and r["op"] == "download" and r["worker"] for r in records)
+    for i in range(5):
+        with open(os.path.join(dest, f"{i}.txt"), "rb") as f:
+            assert f.read() == objects[f"x/{i}.txt"]
+    assert not os.path.exists(os.path.join(dest, "sub"))
 
 
 def test_worker_killed_mid_run_loses_nothing(dask_client, s3root, s3_kwargs, tmp_path):

@@ -35,6 +35,10 @@ def cmd_cp(args: argparse.Namespace, out: Output) -> int:
     """Copy objects and files: S3 -> local, local -> S3, S3 -> S3 (server side)."""
     if len(args.paths) < 2:
         raise UsageError("cp needs a SOURCE and a DEST")
+    if getattr(args, "dask_scheduler", None):
+        from ..distributed.cli import cp_dask
+
+        return cp_dask(args, out)
     *sources, dest = args.paths
     kinds = {is_s3(s) for s in sources}
     if len(kinds) > 1:

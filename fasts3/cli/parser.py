@@ -148,6 +148,9 @@ def build_parser(extend: Callable[[Any], None] | None = None) -> argparse.Argume
     p.add_argument("--dry-run", action="store_true", help="show what would be copied")
     p.add_argument("--raw", action="store_true", help="take *, ? and [ in URLs literally")
     p.add_argument("--version-id", metavar="ID", help="copy this version of the object")
+    p.add_argument("--dask-scheduler", metavar="ADDRESS",
+                   help="stage one -r s3:// prefix across the workers of this Dask cluster "
+                        "(needs fasts3[dask]; see fasts3.distributed)")
     _upload_options(p)
 
     p = add("sync", cmd_sync, "make a destination match a source directory/prefix",

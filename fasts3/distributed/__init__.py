@@ -26,7 +26,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..config import TransferConfig
@@ -67,8 +67,10 @@ def stage(
     retries: int = 2,
     checksum: str | None = "etag",
     base: str | None = None,
+    select: Callable[[SourceObject], bool] | None = None,
     progress: bool | str | None = None,
     strict: bool = True,
+    **s3_options: Any,
 ) -> Manifest:
     """Copy every object of ``source`` to ``dest`` using the workers of a Dask cluster.
 
@@ -84,6 +86,9 @@ def stage(
             :class:`fasts3.S3`, used on the client (listing) and in every task. Credentials
             given in ``session_vars`` travel to the workers; otherwise each worker uses its
             own credential chain.
+        s3_options: more :class:`fasts3.S3` keywords (``region``, ``profile``,
+            ``anonymous``, ``requester_pays``, ``addressing_style``, ``encryption``,
+            ``kms_key_id``, ``storage_class``), used the same way on every worker.
         config: the engine's :class:`TransferConfig` inside each task (``None``: each
             worker's defaults and ``FASTS3_*`` environment). With several Dask workers per
             machine, lower ``processes`` so they do not oversubscribe the cores.
@@ -91,6 +96,8 @@ def stage(
             most one per object).
         retries: how often Dask re-runs a shard that raised (a lost worker's shards are
             rescheduled by Dask regardless, up to its ``allowed-failures``).
+        select: keep only the listed objects for which ``select(obj)`` is true (e.g. a
+            filter on ``obj.rel``).
         checksum: ``"etag"`` (the ETag of what was read), ``"md5"`` (hex MD5 of the written
             file; local destinations only) or ``None``.
         progress: as for :class:`fasts3.S3` (``None``: a bar on a TTY; ``"log"``; bool).
@@ -115,10 +122,12 @@ def stage(
     else:
         dest = os.path.abspath(os.path.expanduser(dest))
     connect = dict(endpoint_url=endpoint_url, role=role, session_vars=session_vars,
-                   client_params=client_params)
+                   client_params=client_params, **s3_options)
     if not isinstance(source, str):
         source = list(source)
     objects, missing = list_source(source, connect, config, base)
+    if select is not None:
+        objects = [o for o in objects if select(o)]
     check_destinations(dest, objects)
     order = {url: i for i, url in enumerate(source if isinstance(source, list)
                                             else [o.url for o in objects])}
