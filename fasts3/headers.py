@@ -1,8 +1,9 @@
 """HTTP headers <-> object info: user metadata encoding, and what an S3Object reports.
 
 User metadata is stored as ordinary ``x-amz-meta-<name>`` headers, so every S3 tool sees it.
-Names are lower-cased (S3 does so anyway); non-ASCII values are RFC 2047 encoded
-(``=?UTF-8?B?...?=``, as S3 itself does) and decoded on the way back. Objects written by
+Names are lower-cased (S3 does so anyway); values HTTP cannot carry verbatim (non-ASCII, line
+breaks, leading/trailing whitespace) are RFC 2047 encoded (``=?UTF-8?B?...?=``, as S3 itself
+does for non-ASCII) and decoded on the way back. Objects written by
 Metaflow keep their metadata as JSON in ``x-amz-meta-metaflow-user-attributes``; that header is
 decoded and merged transparently.
 """
@@ -32,7 +33,10 @@ def metadata_headers(metadata: Mapping[str, Any] | None, url: str) -> dict[str, 
         if not isinstance(name, str) or not _TOKEN.match(name):
             raise S3InvalidObject(f"Invalid metadata name {name!r}", url=url)
         text = value if isinstance(value, str) else json.dumps(value)
-        if not text.isascii() or any(c in text for c in "\r\n"):
+        # Encode what HTTP would not carry verbatim: non-ASCII, line breaks, leading or
+        # trailing whitespace (servers strip it), and text that itself looks encoded.
+        if (not text.isascii() or any(c in text for c in "\r\n") or text != text.strip()
+                or _RFC2047.match(text)):
             text = "=?UTF-8?B?" + base64.b64encode(text.encode()).decode() + "?="
         out[META + name.lower()] = text
     return out

@@ -238,7 +238,9 @@ def test_explicit_content_type_wins(s3, client, bucket, prefix):
 # -- metadata ------------------------------------------------------------------------------
 def test_metadata_round_trip(s3, client, bucket, prefix):
     # (SeaweedFS drops empty values; tests/test_api_keys_moto.py checks those on moto)
-    meta = {"owner": "alice", "city": "Zürich ✓", "Mixed-Case": "v"}
+    meta = {"owner": "alice", "city": "Zürich ✓", "Mixed-Case": "v", "json": '{"a": [1, 2]}',
+            "spaces": "  lead, trail  ", "inner": "a  b\tc", "looks-encoded": "=?UTF-8?B?aGk=?=",
+            "lines": "one\ntwo"}
     s3.put(f"{prefix}/m", b"x", metadata=meta)
     expected = {k.lower(): v for k, v in meta.items()}  # S3 lower-cases metadata names
     assert s3.get(f"{prefix}/m").metadata == expected
