@@ -193,19 +193,17 @@ def start_seaweedfs(
         for attempt in range(1, 4):
             ports = _pick_ports(5, with_grpc=True)
             master, volume, filer, s3, admin = ports
-            # -logtostderr: logs go to server.log, not /tmp; -config_dir: ignore ~/.seaweedfs;
-            # -volume.max: each bucket is a collection with its own volume, and the default
-            # (free disk / 1 GiB) runs out after a few dozen buckets.
-            args = [weed, "-logtostderr", f"-config_dir={root}", "mini", f"-dir={root}",
+            # -logtostderr: logs go to server.log, not /tmp. -volume.max: each bucket is a
+            # collection with its own volume; the default (free disk / 1 GiB) runs out after a
+            # few dozen buckets.
+            args = [weed, "-logtostderr", "mini", f"-dir={root}",
                     f"-ip={_HOST}", f"-ip.bind={_HOST}", f"-master.port={master}",
                     f"-volume.port={volume}", f"-filer.port={filer}", f"-s3.port={s3}",
                     f"-admin.port={admin}", "-admin.ui=false", "-webdav=false",
                     "-s3.port.lance=0", "-s3.port.iceberg=0", "-master.telemetry=false",
                     "-volume.max=1000", f"-s3.config={conf}"]
-            for name in ("filer", "s3"):  # their unix sockets would otherwise go to /tmp
-                sock = os.path.join(root, f"{name}.sock")
-                if len(sock) < 100:
-                    args.append(f"-{name}.localSocket={sock}")
+            if len(root) < 90:  # these unix sockets would otherwise go to /tmp
+                args += [f"-{n}.localSocket={os.path.join(root, n)}.sock" for n in ("filer", "s3")]
             srv = LocalS3("seaweedfs", f"http://{_HOST}:{s3}", access_key, secret_key,
                           _data_dir=root, _owns_data_dir=owns, _ports=ports)
             try:
@@ -256,11 +254,8 @@ def start_moto(timeout: float = 30.0) -> LocalS3:
 
 
 def _pick_ports(n: int, with_grpc: bool) -> tuple[int, ...]:
-    """``n`` distinct random free ports on 127.0.0.1 (``with_grpc``: P + 10000 free too).
-
-    Prefers ports outside the kernel's ephemeral range, where outgoing connections can't
-    take them between this check and the server's bind.
-    """
+    """``n`` distinct random free ports on 127.0.0.1 (``with_grpc``: P + 10000 free too),
+    outside the ephemeral range if possible, so outgoing connections can't take them first."""
     try:
         with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as f:
             eph_lo, eph_hi = (int(x) for x in f.read().split())
@@ -295,16 +290,15 @@ def _port_free(port: int) -> bool:
 
 def _launch(srv: LocalS3, args: list[str], cwd: str, timeout: float) -> None:
     """Run ``args`` in a new session, output to ``cwd/server.log``; wait until ``srv`` answers.
-
-    On failure the process is stopped (the data directory is left to the caller).
-    """
+    On failure the process is stopped (the data directory is left to the caller)."""
     if sys.platform.startswith("linux") and threading.current_thread() is threading.main_thread():
         setpriv = shutil.which("setpriv")  # util-linux; execs, so the pid stays the server's
         if setpriv:  # the server gets SIGTERM if this process dies without stopping it
             args = [setpriv, "--pdeathsig", "TERM", "--", *args]
-    # The server must not pick up AWS/S3/WEED/MOTO settings (e.g. extra identities) from us.
+    # The server must not pick up AWS/S3/WEED/MOTO settings (e.g. extra identities) from us,
+    # nor the user's ~/.seaweedfs/*.toml or ~/.aws: HOME is the server's own directory.
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AWS_", "S3_", "WEED_", "MOTO_"))}
+           if not k.startswith(("AWS_", "S3_", "WEED_", "MOTO_"))} | {"HOME": cwd}
     log_path = os.path.join(cwd, "server.log")
     log.info("starting %s: %s", srv.kind, " ".join(args))
     with open(log_path, "ab") as logf:
@@ -360,9 +354,7 @@ def _tail(path: str, lines: int = 40) -> str:
 
 def _stop_process(proc: subprocess.Popen, kind: str, log_path: str | None) -> bool:
     """SIGTERM the process group led by ``proc``, SIGKILL it if it outlives the grace period.
-
-    Returns True if it had to be killed.
-    """
+    Returns True if it had to be killed."""
     if proc.poll() is not None:
         return False  # leader gone and reaped: its group id is no longer ours to signal
     pgid = proc.pid  # start_new_session=True made it a group leader
