@@ -312,9 +312,11 @@ class S3File(io.RawIOBase):
         sequential = a == self._last_end
         self._streak = self._streak + (b - a) if sequential else b - a
         self._last_end = b
-        lo, hi = a // self._bs * self._bs, min(self.size, -(-b // self._bs) * self._bs)
-        gaps = self._gaps(lo, hi)
-        if gaps:
+        gaps = self._gaps(a, b)
+        if gaps:  # widen what is missing to whole blocks (minus what is held)
+            lo = gaps[0][0] // self._bs * self._bs
+            hi = min(self.size, -(-gaps[-1][1] // self._bs) * self._bs)
+            gaps = self._gaps(lo, hi)
             chunk = max(self._bs, min(_CHUNK_MAX, -(-(hi - lo) // self._threads)))
             self._submit(gaps, chunk)
         if sequential and self._readahead:

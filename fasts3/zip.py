@@ -63,13 +63,17 @@ class S3ZipFile(zipfile.ZipFile):
     """A read-only ``ZipFile`` over an :class:`~fasts3.seekable.S3File`; closing it closes
     the S3 file too. ``s3file`` exposes the byte counters."""
 
-    s3file: S3File
+    def __init__(self, s3file: S3File) -> None:
+        self.s3file = s3file
+        super().__init__(s3file)
 
     def close(self) -> None:
         try:
             super().close()
         finally:
-            self.s3file.close()
+            f = getattr(self, "s3file", None)
+            if f is not None:
+                f.close()
 
 
 def open_zip(s3: Any, key: str, **open_options: Any) -> S3ZipFile:
@@ -89,7 +93,6 @@ def open_zip(s3: Any, key: str, **open_options: Any) -> S3ZipFile:
             NotImplementedError) as e:
         f.close()
         raise S3BadZipFile(f"Not a readable ZIP archive: {e}", f.name, "BadZipFile") from None
-    zf.s3file = f
     return zf
 
 
