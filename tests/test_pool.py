@@ -107,6 +107,18 @@ def test_ranges_of_a_large_object(s3, big_object, big, offset, length):
     assert o.range_info == (BIG, start, len(expected))
 
 
+@pytest.mark.parametrize("size, parts", [(PART - 1, None), (PART, 1), (PART + 1, 2)])
+def test_sizes_around_the_part_size(s3, seaweed, bucket, size, parts):
+    data = random.Random(size).randbytes(size)
+    s3.put(f"edge/{size}", data)
+    etag = seaweed.client().head_object(Bucket=bucket, Key=f"root/edge/{size}")["ETag"]
+    assert etag.strip('"').endswith(f"-{parts}") if parts else "-" not in etag
+    o = s3.get(f"edge/{size}")
+    assert o.blob == data and o.range_info == (size, 0, size)
+    tail = s3.get(S3GetObject(f"edge/{size}", size - 2, 10))
+    assert tail.blob == data[-2:] and tail.range_info == (size, size - 2, 2)
+
+
 def test_many_large_and_small_together(s3, big):
     items = [("mix/big1", big), ("mix/small", b"s"), ("mix/big2", big[::-1]), ("mix/e", b"")]
     s3.put_many(items)
