@@ -14,6 +14,7 @@ import time
 
 log = logging.getLogger("fasts3.progress")
 LOG_INTERVAL = 5.0
+BAR_DELAY = 0.5  # seconds before a bar appears: quick calls stay silent
 MiB = float(1 << 20)
 
 
@@ -40,8 +41,8 @@ class Progress:
             from tqdm.auto import tqdm
 
             self._bar = tqdm(total=total_bytes or None, unit="B", unit_scale=True,
-                             unit_divisor=1024, desc=desc, dynamic_ncols=True, leave=False,
-                             mininterval=0.2)
+                             unit_divisor=1024, desc=desc, dynamic_ncols=True, leave=True,
+                             mininterval=0.2, delay=BAR_DELAY)
 
     @property
     def active(self) -> bool:
@@ -78,6 +79,9 @@ class Progress:
 
     def close(self) -> None:
         if self._bar is not None:
+            if self._bar.total and self._bar.n < self._bar.total:
+                self._bar.total = self._bar.n  # sizes were estimates; end the bar at 100 %
+            self._bar.set_postfix_str(f"{self.files_done}/{self.files_total} files")
             self._bar.close()
             self._bar = None
         elif self._log:
