@@ -79,7 +79,7 @@ class Progress:
 
     def close(self) -> None:
         if self._bar is not None:
-            if self._bar.total and self._bar.n < self._bar.total:
+            if self.files_done == self.files_total and (self._bar.total or 0) > self._bar.n:
                 self._bar.total = self._bar.n  # sizes were estimates; end the bar at 100 %
             self._bar.set_postfix_str(f"{self.files_done}/{self.files_total} files")
             self._bar.close()
