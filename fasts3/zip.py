@@ -150,7 +150,8 @@ def zip_get(s3: Any, key: str, dest: str = ".", members: MemberSelector = None, 
     os.makedirs(dest, exist_ok=True)
     real_dest = os.path.realpath(dest)
     for _zi, path in plan:
-        if not os.path.realpath(path).startswith(real_dest + os.sep):
+        real = os.path.realpath(path)
+        if real == real_dest or os.path.commonpath([real_dest, real]) != real_dest:
             raise S3URLError("Destination path leaves the directory through a symlink",
                              path, "UnsafePath")
     for zi, path in plan:
@@ -166,6 +167,8 @@ def _select(infos: list[zipfile.ZipInfo], members: MemberSelector,
         return list(infos)
     if callable(members):
         return [zi for zi in infos if members(zi)]
+    if isinstance(members, str):  # one name, not its characters
+        members = [members]
     by_name = {zi.filename: zi for zi in infos}
     out = []
     for name in members:
