@@ -33,14 +33,25 @@ _handler: logging.Handler | None = None
 __all__ = ["main", "build_parser"]
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Logs to whatever ``sys.stderr`` is at the time (tests swap it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def _setup_logging(verbosity: int, quiet: bool) -> None:
     global _handler
     root = logging.getLogger("fasts3")
     if _handler is None:
-        _handler = logging.StreamHandler()
+        _handler = _StderrHandler()
         _handler.setFormatter(logging.Formatter("fasts3: %(levelname)s: %(message)s"))
         root.addHandler(_handler)
-    _handler.setStream(sys.stderr)
     if quiet:
         level = logging.ERROR
     elif verbosity >= 2:
