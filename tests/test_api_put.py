@@ -3,6 +3,7 @@ types, metadata (incl. Metaflow's), validation before anything is sent, and S3(r
 
 from __future__ import annotations
 
+import collections
 import io
 import json
 import os
@@ -137,6 +138,23 @@ def test_put_many_returns_uploaded_in_input_order(s3, client, bucket, prefix):
     h = head(client, bucket, f"{prefix}/obj.bin")
     assert h["ContentType"] == "x/y" and h["Metadata"] == {"m": "1"}
     assert s3.put_many([]) == []
+
+
+# Metaflow's S3PutObject is a namedtuple; flows that switch imports keep passing those.
+MetaflowPut = collections.namedtuple(
+    "S3PutObject", "key value path content_type encryption metadata", defaults=(None,) * 5)
+
+
+def test_metaflow_style_put_objects(s3, client, bucket, prefix, tmp_path):
+    path = tmp_path / "f"
+    path.write_bytes(b"from path")
+    result = s3.put_many([MetaflowPut(f"{prefix}/v", value=b"val", metadata={"a": "1"})])
+    assert result == [(f"{prefix}/v", f"s3://{bucket}/root/{prefix}/v")]
+    s3.put_files([MetaflowPut(f"{prefix}/p", path=str(path), content_type="text/x")])
+    assert read(client, bucket, f"{prefix}/v") == b"val"
+    assert head(client, bucket, f"{prefix}/v")["Metadata"] == {"a": "1"}
+    assert read(client, bucket, f"{prefix}/p") == b"from path"
+    assert head(client, bucket, f"{prefix}/p")["ContentType"] == "text/x"
 
 
 @pytest.mark.parametrize("bad", [("k", 5), ("k", None), "abc", ("k", b"v", "extra"), 42],
