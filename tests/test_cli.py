@@ -245,3 +245,16 @@ def test_glob_regex():
     assert glob_regex("a/**/x.txt").match("a/b/c/x.txt")
     assert glob_regex("f[0-9]?").match("f1z") and not glob_regex("f[!0-9]").match("f1")
     assert glob_regex("x[").match("x[")  # an unclosed class is literal
+
+
+def test_zip_commands_are_wired(cli, bucket, tmp_path):
+    pytest.importorskip("fasts3.zip")
+    import zipfile
+
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("one.txt", "1")
+        zf.writestr("dir/two.txt", "22")
+    cli("cp", str(archive), f"s3://{bucket}/z/a.zip")
+    code, out, _ = cli("zip", "ls", f"s3://{bucket}/z/a.zip", "-1", "-q")
+    assert code == EXIT_OK and out.splitlines() == ["one.txt", "dir/two.txt"]

@@ -25,7 +25,7 @@ from .common import (
     UsageError,
     error_fields,
 )
-from .parser import build_parser
+from .parser import _global_options, build_parser
 
 log = logging.getLogger("fasts3.cli")
 _handler: logging.Handler | None = None
@@ -76,8 +76,15 @@ def _add_zip(sub: Any) -> None:
     before = set(sub.choices)
     add(sub)
     for name in set(sub.choices) - before:
-        sub.choices[name].set_defaults(_fasts3_run=lambda args, out, run=run:
-                                       _run_zip(run, args))
+        parser = sub.choices[name]
+        parser.set_defaults(_fasts3_run=lambda args, out, run=run: _run_zip(run, args))
+        for p in (parser, *_nested(parser)):  # global options after `zip` and `zip ls`
+            _global_options(p, sub=True)
+
+
+def _nested(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    return [p for a in parser._actions if isinstance(a, argparse._SubParsersAction)
+            for p in a.choices.values()]
 
 
 def _run_zip(run: Callable[..., Any], args: argparse.Namespace) -> Any:
