@@ -258,3 +258,37 @@ def test_zip_commands_are_wired(cli, bucket, tmp_path):
     cli("cp", str(archive), f"s3://{bucket}/z/a.zip")
     code, out, _ = cli("zip", "ls", f"s3://{bucket}/z/a.zip", "-1", "-q")
     assert code == EXIT_OK and out.splitlines() == ["one.txt", "dir/two.txt"]
+
+
+def test_versions_anonymous_and_upload_options_on_moto(moto_server, moto_bucket, monkeypatch,
+                                                       capsys, tmp_path):
+    for k, v in moto_server.env().items():
+        monkeypatch.setenv(k, v)
+    c = moto_server.client()
+    c.put_bucket_versioning(Bucket=moto_bucket,
+                            VersioningConfiguration={"Status": "Enabled"})
+    first = c.put_object(Bucket=moto_bucket, Key="v", Body=b"one")["VersionId"]
+    c.put_object(Bucket=moto_bucket, Key="v", Body=b"two")
+
+    def run(*args: str) -> tuple[int, str]:
+        code = main(list(args))
+        return code, capsys.readouterr().out
+
+    assert run("cat", f"s3://{moto_bucket}/v", "--version-id", first) == (0, "one")
+    code, out = run("info", f"s3://{moto_bucket}/v", "--version-id", first, "--json")
+    assert jlines(out)[0]["version_id"] == first
+    assert run("cp", f"s3://{moto_bucket}/v", str(tmp_path / "old"), "--version-id", first)[0] == 0
+    assert (tmp_path / "old").read_text() == "one"
+
+    src = tmp_path / "up.txt"
+    src.write_text("cold")
+    assert run("cp", str(src), f"s3://{moto_bucket}/cold.txt", "--storage-class",
+               "STANDARD_IA", "--sse", "AES256")[0] == 0
+    head = c.head_object(Bucket=moto_bucket, Key="cold.txt")
+    assert head["StorageClass"] == "STANDARD_IA" and head["ServerSideEncryption"] == "AES256"
+
+    c.put_object(Bucket=moto_bucket, Key="public", Body=b"open", ACL="public-read")
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    assert run("cat", f"s3://{moto_bucket}/public", "--no-sign-request") == (0, "open")
+    assert run("cat", f"s3://{moto_bucket}/v", "--no-sign-request")[0] == EXIT_ERROR
