@@ -123,3 +123,12 @@ def test_multipart_etag_of_local_file(tmp_path):
                              len(data))
     assert not etag_matches_file("0" * 32, str(path), len(data))
     assert not etag_matches_file(None, str(path), len(data))
+
+
+def test_sync_delete_refuses_an_empty_source(cli, bucket, tmp_path):
+    src = tmp_path / "src"
+    _write(src, {"keep.txt": "k"})
+    cli("sync", str(src), f"s3://{bucket}/kept")
+    code, recs, _ = cli("sync", f"s3://{bucket}/typo", str(src), "--delete")
+    assert code == 1 and recs[0]["code"] == "EmptySource"
+    assert (src / "keep.txt").exists()

@@ -57,6 +57,8 @@ def cmd_cp(args: argparse.Namespace, out: Output) -> int:
         as_dir = many or not dkey or dest.endswith("/")
     else:
         as_dir = many or dest.endswith(("/", os.sep)) or os.path.isdir(dest)
+        if as_dir and os.path.exists(dest) and not os.path.isdir(dest):
+            raise UsageError(f"{dest} is not a directory (several objects are copied)")
         tmproot = dest if as_dir else os.path.dirname(os.path.abspath(dest))
 
     def target(rel: str) -> str:
@@ -117,6 +119,10 @@ def cmd_sync(args: argparse.Namespace, out: Output) -> int:
         src_tree = _s3_tree(s3, src, filters) if src_s3 else _local_tree(src, filters, skip)
         dst_tree = _s3_tree(s3, dest, filters) if dst_s3 else _local_tree(dest, filters, skip)
         plan = plan_sync(src_tree, dst_tree, delete=args.delete, compare=compare)
+        if plan.delete and not src_tree:
+            raise S3Error(f"The source is empty (or does not exist); refusing to delete all "
+                          f"{len(plan.delete)} destination entries (use rm for that)", src,
+                          "EmptySource")
         if dst_s3:
             dbucket, dkey = split_url(dest)
             prefix = dkey.rstrip("/") + "/" if dkey else ""

@@ -26,7 +26,7 @@ from ..engine.plan import HeadOp, ListOp
 from ..errors import S3Error
 from ..headers import info_of
 from ..manage import run_ops
-from ..sync import Entry, scan_local
+from ..sync import scan_local
 from ..urls import split_url
 from .common import Filters, UsageError, glob_regex, has_wildcard, wildcard_base
 
@@ -43,12 +43,6 @@ class Source:
     size: int | None = None
     mtime: float | None = None
     etag: str | None = None
-
-    def entry(self) -> Entry:
-        local = not self.location.startswith("s3://")
-        return Entry(self.size or 0, self.mtime, self.etag,
-                     path=self.location if local else None,
-                     url=None if local else self.location)
 
 
 @dataclass
