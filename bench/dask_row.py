@@ -7,8 +7,8 @@ Starts an embedded SeaweedFS on 127.0.0.1, seeds ``--big`` 16 MiB objects and ``
 ``LocalCluster`` (processes, 1 thread per worker) with 1 and with 2 workers, plus plain
 ``S3.get_all`` (no Dask) for reference. Cluster start-up is timed separately; the staging
 times exclude it. Every run is verified (byte counts, manifest all ``ok``). The median of
-``--reps`` runs is written to ``bench/DASK_RESULTS.md``. No target: on a 2-core machine the
-server, the Dask workers and the engine processes all share the same cores.
+``--reps`` warm runs (after one cold run) is written to ``bench/DASK_RESULTS.md``. No target:
+on a 2-core machine the server, the Dask workers and the engine processes share the cores.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def _time_stage(srv, bucket: str, workers: int, processes: int, reps: int, work:
     cfg = TransferConfig(processes=processes)
     times = []
     try:
-        for _ in range(reps):
+        for _ in range(reps + 1):  # the first (cold: imports, connections) is reported apart
             dest = work / "dest"
             t0 = time.perf_counter()
             m = stage(f"s3://{bucket}/data", str(dest), client, config=cfg, progress=False,
@@ -85,7 +85,7 @@ def _time_plain(srv, bucket: str, processes: int, reps: int, work: Path,
     from fasts3 import S3, TransferConfig
 
     times = []
-    for _ in range(reps):
+    for _ in range(reps + 1):
         tmp = work / "plain"
         tmp.mkdir()
         t0 = time.perf_counter()
@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from fasts3.local import start_seaweedfs
 
+    load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())
     work = Path(tempfile.mkdtemp(prefix="fasts3-dask-bench-"))
     rows = []
     try:
@@ -136,13 +137,19 @@ def main(argv: list[str] | None = None) -> int:
         "the staging time. The server, the Dask workers and the engine processes share the "
         "same cores, so this shows overhead and scaling shape, not a cluster's throughput.",
         "",
-        "| run | median s | MiB/s | all runs s | cluster start s |",
-        "|---|---|---|---|---|",
+        f"Load average while running: {load_before} before, "
+        f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} after (other jobs share the "
+        "machine; expect noise).",
+        "",
+        "| run | median s (warm) | MiB/s | warm runs s | first (cold) run s | "
+        "cluster start s |",
+        "|---|---|---|---|---|---|",
     ]
     for name, startup, times in rows:
-        med = statistics.median(times)
+        warm = times[1:]
+        med = statistics.median(warm)
         lines.append(f"| {name} | {med:.2f} | {total / MiB / med:.0f} | "
-                     f"{', '.join(f'{t:.2f}' for t in times)} | "
+                     f"{', '.join(f'{t:.2f}' for t in warm)} | {times[0]:.2f} | "
                      f"{'-' if startup is None else f'{startup:.1f}'} |")
     Path(a.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -45,7 +45,7 @@ from .plan import (
 from .shard import ShardFailed, ShardSpec, finish_job, run_shard
 
 log = logging.getLogger("fasts3.distributed")
-POLL_SECONDS = 0.2
+POLL_SECONDS = 0.1
 
 __all__ = [
     "stage", "cp_with_dask", "Manifest", "ManifestEntry", "StagingError", "ShardFailed",
@@ -90,8 +90,9 @@ def stage(
             ``anonymous``, ``requester_pays``, ``addressing_style``, ``encryption``,
             ``kms_key_id``, ``storage_class``), used the same way on every worker.
         config: the engine's :class:`TransferConfig` inside each task (``None``: each
-            worker's defaults and ``FASTS3_*`` environment). With several Dask workers per
-            machine, lower ``processes`` so they do not oversubscribe the cores.
+            worker's ``FASTS3_*`` environment and defaults, its usable cores divided among
+            its task threads unless ``FASTS3_PROCESSES`` is set). With several Dask worker
+            processes per machine, lower ``processes`` so they do not oversubscribe it.
         shards: number of shards (default: 4 per worker thread, at most 256 MiB each, at
             most one per object).
         retries: how often Dask re-runs a shard that raised (a lost worker's shards are

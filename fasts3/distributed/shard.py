@@ -23,7 +23,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import TransferConfig
+from ..config import TransferConfig, usable_cores
 from ..engine.plan import GetOp
 from ..errors import S3AccessDenied, S3Error, S3InvalidRange, S3NotFound, S3URLError
 from ..urls import split_url
@@ -74,6 +74,21 @@ def worker_address() -> str:
         return get_worker().address
     except (ImportError, ValueError):
         return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def worker_config() -> TransferConfig:
+    """The engine config of a task when the job gave none: ``FASTS3_*`` and the machine's
+    defaults, except that without ``FASTS3_PROCESSES`` the usable cores are divided among
+    the Dask worker's task threads (each running task has its own engine processes)."""
+    if "FASTS3_PROCESSES" in os.environ:
+        return TransferConfig.from_env()
+    try:
+        from distributed import get_worker
+
+        threads = max(1, get_worker().state.nthreads)
+    except (ImportError, ValueError, AttributeError):
+        threads = 1
+    return TransferConfig.from_env(processes=max(1, usable_cores() // threads))
 
 
 class Reporter:
@@ -132,7 +147,7 @@ def _download_shard(spec: ShardSpec) -> list[ManifestEntry]:
     from ..api import S3
 
     worker = worker_address()
-    cfg = spec.config or TransferConfig.from_env()
+    cfg = spec.config or worker_config()
     staging = staging_root(spec.dest, spec.job)
     os.makedirs(staging, exist_ok=True)
     reporter = Reporter(spec.topic, spec.index)
@@ -181,7 +196,7 @@ def _copy_shard(spec: ShardSpec) -> list[ManifestEntry]:
     from ..manage import copy_ops
 
     worker = worker_address()
-    cfg = spec.config or TransferConfig.from_env()
+    cfg = spec.config or worker_config()
     reporter = Reporter(spec.topic, spec.index)
     entries = [ManifestEntry(o.url, destination(spec.dest, o.rel), o.size, worker=worker,
                              shard=spec.index) for o in spec.objects]
