@@ -13,7 +13,8 @@ CPU accounting (the client's whole process tree, user+sys, over the timed window
     children) of every process below us, minus what each already had at the start.
 This process makes itself a child subreaper (prctl PR_SET_CHILD_SUBREAPER), so a descendant
 whose parent exits is re-parented here instead of to init and stays visible until counted.
-Server CPU is the psutil cpu_times delta of the server's process tree over the same window.
+Server CPU is the psutil cpu_times delta of the server's process tree over the same window;
+other_cpu_s is the machine's busy CPU in the window minus client and server: other load (noise).
 """
 
 from __future__ import annotations
@@ -47,6 +48,12 @@ def _rusage(who: int) -> float:
     return r.ru_utime + r.ru_stime
 
 
+def _system_busy() -> float:
+    """Busy CPU seconds of the whole machine (all cores), from /proc/stat via psutil."""
+    t = psutil.cpu_times()
+    return sum(t) - t.idle - getattr(t, "iowait", 0.0)
+
+
 def _descendant_cpu() -> dict[tuple[int, float], float]:
     out = {}
     for p in psutil.Process().children(recursive=True):
@@ -74,8 +81,10 @@ class CpuWindow:
         self.reaped0 = _rusage(resource.RUSAGE_CHILDREN)
         self.tree0 = _descendant_cpu()
         self.server0 = self._server()
+        self.busy0 = _system_busy()
 
     def stop(self) -> dict:
+        busy = _system_busy() - self.busy0
         server = self._server() - self.server0
         tree1 = _descendant_cpu()
         self_cpu = _rusage(resource.RUSAGE_SELF) - self.self0
@@ -84,12 +93,15 @@ class CpuWindow:
         live = sum(v - self.tree0.get(k, 0.0) for k, v in tree1.items())
         # Alive at the start and reaped since: RUSAGE_CHILDREN holds their whole life.
         live -= sum(v for k, v in self.tree0.items() if k not in tree1)
+        client = self_cpu + reaped + live
         return {
-            "client_cpu_s": self_cpu + reaped + live,
+            "client_cpu_s": client,
             "client_cpu_self_s": self_cpu,
             "client_cpu_children_s": reaped + live,
             "descendants_alive_at_end": len(tree1),
             "server_cpu_s": server,
+            # busy CPU of everything else on the machine in the window: noise if large
+            "other_cpu_s": max(0.0, busy - client - server),
         }
 
 

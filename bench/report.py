@@ -26,6 +26,8 @@ METHOD = """\
   stay in its tree. **Proc CPU** is the same tree over the child's whole life (interpreter
   start, imports, verification and close included), from the parent's getrusage(CHILDREN).
   **Server CPU** is the psutil cpu_times delta of the weed process tree over the timed window.
+  **Other CPU** is the whole machine's busy CPU in the window minus client and server: load
+  from anything else running (a quiet machine shows ~0; large values mean a noisy run).
 - **Verification.** A GET is checked in the child: every object on disk with the right size,
   first, middle and last file byte-for-byte equal to the source. A PUT is checked by the parent
   listing the destination prefix (every key, every size). A failed or unverified run counts in
@@ -34,7 +36,8 @@ METHOD = """\
 
 COLUMNS = [
     "client", "median time (s)", "median MiB/s", "median client CPU (s)",
-    "median server CPU (s)", "median proc CPU (s)", "time vs fasts3", "runs ok/total",
+    "median server CPU (s)", "median proc CPU (s)", "median other CPU (s)", "time vs fasts3",
+    "runs ok/total",
 ]  # fmt: skip
 
 
@@ -58,9 +61,10 @@ def table(runs: list[dict]) -> list[str]:
         ok = [r for r in by_client[c] if r["ok"]]
         t = _med(ok, "seconds")
         ratio = f"{t / base:.2f}×" if t and base else "n/a"
-        cells = [c, _f(t), _f(_med(ok, "mib_s"), 1), _f(_med(ok, "client_cpu_s")),
-                 _f(_med(ok, "server_cpu_s")), _f(_med(ok, "proc_cpu_s")), ratio,
-                 f"{len(ok)}/{len(by_client[c])}"]  # fmt: skip
+        cpus = [
+            _f(_med(ok, f)) for f in ("client_cpu_s", "server_cpu_s", "proc_cpu_s", "other_cpu_s")
+        ]
+        cells = [c, _f(t), _f(_med(ok, "mib_s"), 1), *cpus, ratio, f"{len(ok)}/{len(by_client[c])}"]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 

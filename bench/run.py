@@ -155,7 +155,8 @@ def _describe(rec: dict) -> str:
         return f"{head} FAILED: {rec.get('error', '?')[:300]}"
     return (
         f"{head} {rec['seconds']:7.2f} s {rec['mib_s']:8.1f} MiB/s  client cpu "
-        f"{rec['client_cpu_s']:6.2f} s  server cpu {rec['server_cpu_s']:6.2f} s"
+        f"{rec['client_cpu_s']:6.2f} s  server cpu {rec['server_cpu_s']:6.2f} s  "
+        f"other {rec.get('other_cpu_s', 0):5.2f} s"
     )
 
 
@@ -175,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     old = json.loads(json_path.read_text())["runs"] if a.merge and json_path.exists() else []
     redo = {(w.wid, op, c) for w in workloads for op in a.ops for c in a.clients}
     runs = [r for r in old if (r["workload"], r["op"], r["client"]) not in redo]
+    load1 = os.getloadavg()[0]
+    if load1 > 1.0:
+        print(f"[bench] warning: load average {load1:.1f}; other work will skew the numbers")
     srv, how = server.start(a.work_dir)
     try:
         srv.create_bucket(BUCKET)
