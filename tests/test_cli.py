@@ -166,7 +166,7 @@ def test_ls_levels_totals_and_buckets(cli, bucket, tree):
     cli("cp", "-r", str(tree), f"s3://{bucket}/l")
     code, out, _ = cli("ls", f"s3://{bucket}/l")
     lines = out.splitlines()
-    assert lines[-1] == "Total: 2 objects, 1 prefixes, 9 B (9 bytes)"
+    assert lines[-1] == "Total: 2 objects, 1 prefix, 9 B (9 bytes)"
     assert lines[0].endswith("a.txt") and lines[2].split() == ["DIR", "sub/"]
     code, out, _ = cli("ls", "-r", "--bytes", f"s3://{bucket}/l/")
     assert out.splitlines()[-1].startswith("Total: 4 objects")

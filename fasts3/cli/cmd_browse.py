@@ -58,9 +58,13 @@ class _Lister:
                         f"{'':19}  {'DIR':>10}  {name}")
 
     def totals(self) -> None:
-        dirs = f", {self.prefixes} prefixes" if self.prefixes else ""
-        self.out.text(f"Total: {self.objects} objects{dirs}, {human(self.nbytes)} "
-                      f"({self.nbytes} bytes)")
+        dirs = f", {_count(self.prefixes, 'prefix', 'prefixes')}" if self.prefixes else ""
+        self.out.text(f"Total: {_count(self.objects, 'object', 'objects')}{dirs}, "
+                      f"{human(self.nbytes)} ({self.nbytes} bytes)")
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 def _list_buckets(s3, out: Output) -> int:
