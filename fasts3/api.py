@@ -191,11 +191,14 @@ class S3:
             bucket, okey = split_url(url)
             prefix = okey.rstrip("/") + "/" if okey else ""
             lop = ListOp(url, bucket, prefix, None if recursive else "/")
-            hop = HeadOp(url, bucket, okey, return_missing=True) \
+            hop = _Probe(url, bucket, okey, return_missing=True) \
                 if recursive and okey and not okey.endswith("/") else None
             ops.extend(op for op in (lop, hop) if op is not None)
             plans.append((url, bucket, lop, hop))
         self._batches.run(ops, "list")
+        for _, _, _, hop in plans:
+            if hop is not None and hop.probe_error is not None:
+                raise hop.probe_error
         out = []
         for url, bucket, lop, hop in plans:
             found = []
@@ -430,6 +433,21 @@ def _spill(path: str, url: str, size: int | None, write: Callable[[Any], object]
             raise S3Error("No space left in the temp root while staging this upload", url=url,
                           code="NoSpaceLeft") from None
         raise
+
+
+class _Probe(HeadOp):
+    """The HEAD that tells whether a key listed recursively is itself an object. Its failure
+    never cancels the batch: it is kept in ``probe_error`` and raised only if the listings
+    succeeded, so a listing's error (which names the S3 code; a HEAD answer has no body) is
+    the one reported, whichever request failed first."""
+
+    probe_error: S3Error | None = None
+
+    def on_result(self, task: Any, value: Any, error: tuple | None) -> list:
+        specs = super().on_result(task, value, error)
+        if self.error is not None and self.error.code != "Cancelled":
+            self.probe_error, self.error = self.error, None
+        return specs
 
 
 def _is_put_object(o: Any) -> bool:

@@ -62,7 +62,9 @@ class Batches:
         return self._pool
 
     def run(self, ops: Sequence[Any], desc: str, total_bytes: int = 0) -> None:
-        """Run ``ops``; raise the first failure (in input order) as its typed error.
+        """Run ``ops``; raise a failure as its typed error: the first in input order among
+        the ops that failed before the batch was cancelled (ops cancelled because of it are
+        not reported, even if they would have failed too).
 
         Transient failures that exhausted their retries are raised together as one
         :class:`S3RetriesExhausted` naming every URL that gave up.

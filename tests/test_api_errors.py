@@ -92,7 +92,10 @@ def test_wrong_credentials_access_denied(request, root, call, creds):
     with pytest.raises(S3AccessDenied) as e:
         CALLS[call](s3, root)
     assert isinstance(e.value, PermissionError)
-    check(e.value, root + URL_OF[call], DENIED_CODES)
+    url = root + URL_OF[call]
+    if call.endswith("_many"):  # both fail; the first to fail cancels the other
+        url = e.value.url if e.value.url in (root + "/obj1", root + "/obj2") else url
+    check(e.value, url, DENIED_CODES)
     assert e.value.status == 403
     if creds == "bad_secret" and not call.startswith("info"):  # HEAD answers carry no body
         assert e.value.code == "SignatureDoesNotMatch"
