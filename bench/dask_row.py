@@ -133,9 +133,10 @@ def main(argv: list[str] | None = None) -> int:
         f"Written by `bench/dask_row.py`. Machine: {os.cpu_count()} cores, "
         f"{platform.platform()}, Python {platform.python_version()}. Dataset: {a.big} x 16 MiB"
         f" + {a.small} x 64 KiB = {total / MiB:.0f} MiB, from an embedded SeaweedFS on "
-        f"127.0.0.1 to local disk. Median of {a.reps} runs; cluster start-up not included in "
-        "the staging time. The server, the Dask workers and the engine processes share the "
-        "same cores, so this shows overhead and scaling shape, not a cluster's throughput.",
+        f"127.0.0.1 to local disk. Median of {a.reps} warm runs after one cold run; cluster "
+        "start-up not included in the staging time. The server, the Dask workers and the "
+        "engine processes share the same cores, so this shows overhead and scaling shape, not "
+        "a cluster's throughput.",
         "",
         f"Load average while running: {load_before} before, "
         f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} after (other jobs share the "
