@@ -203,10 +203,11 @@ def mpu_complete(tr: Transport, task: Task, progress: Progress) -> dict:
     (total bytes: if a retry finds the upload gone because a lost try completed it, an object
     of that size at the key counts as success)."""
     a = task.args
+    body = s3xml.complete_body(a["parts"])
     try:
         _, h, data = tr.request("POST", task.bucket, task.key, {"uploadId": a["upload_id"]},
-                                {"content-type": "application/xml"},
-                                body=s3xml.complete_body(a["parts"]))
+                                {"content-type": "application/xml",
+                                 "content-md5": checksums.content_md5(body)}, body=body)
     except HTTPFailure as e:
         if e.status == 404 and _retried(a) and a.get("size") is not None:
             resp = tr.send("HEAD", task.bucket, task.key)

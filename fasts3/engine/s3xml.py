@@ -78,7 +78,7 @@ def parse_upload_id(data: bytes) -> str:
     """The ``UploadId`` of an InitiateMultipartUploadResult."""
     uid = _children(ET.fromstring(data)).get("UploadId")
     if not uid:
-        raise ValueError("No UploadId in the CreateMultipartUpload response")
+        raise ET.ParseError("No UploadId in the CreateMultipartUpload response")
     return uid
 
 

@@ -58,7 +58,10 @@ class HTTPFailure(Exception):
 
     @property
     def throttled(self) -> bool:
-        return self.code in ("SlowDown", "Throttling", "ThrottlingException") or self.status == 429
+        """The server asks for fewer requests: SlowDown and friends, 429, and any 503 (S3
+        answers HEAD with a bare 503, no body to name the code)."""
+        return self.code in ("SlowDown", "Throttling", "ThrottlingException") or self.status in (
+            429, 503)
 
 
 class NetworkFailure(Exception):

@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+from xml.etree.ElementTree import ParseError
 
 from .handlers import HANDLERS
 from .retry import RetryPolicy, Throttle
@@ -73,6 +74,8 @@ class Worker:
                 try:
                     value = handler(self.transport, task._replace(
                         args={**task.args, "attempt": attempt}), self.progress)
+                except ParseError as e:  # a garbled answer: worth another try
+                    raise NetworkFailure("BadResponse", f"unreadable XML: {e}") from None
                 finally:
                     self.throttle.release()
                 self.throttle.succeeded()
