@@ -3,6 +3,7 @@ embedded SeaweedFS server; a worker killed mid-run must not lose or corrupt anyt
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -54,11 +55,12 @@ def _upload(s3root: str, s3_kwargs: dict, objects: dict[str, bytes]) -> None:
         s3.put_many(list(objects.items()))
 
 
-def _assert_staged(manifest: Manifest, dest: str, objects: dict[str, bytes]) -> None:
+def _assert_staged(manifest: Manifest, dest: str, objects: dict[str, bytes],
+                   base: str = "/root/") -> None:
     assert len(manifest) == len(objects)
     assert [e.status for e in manifest] == ["ok"] * len(objects)
     for e in manifest:
-        rel = e.url.split("/root/", 1)[1]
+        rel = e.url.split(base, 1)[1]
         assert e.dest == os.path.join(dest, *rel.split("/"))
         with open(e.dest, "rb") as f:
             assert f.read() == objects[rel], rel
@@ -166,6 +168,33 @@ def test_s3_destination_is_a_server_side_copy(dask_client, s3root, s3_kwargs, bu
         etags = {o.url: o.etag for o in s3.list_recursive()}
     assert got == {k[2:]: v for k, v in objects.items()}
     assert {e.dest: e.checksum for e in manifest} == {u: f"etag:{t}" for u, t in etags.items()}
+
+
+def test_failed_shard_is_retried_by_dask(dask_client, seaweed, s3root, s3_kwargs, tmp_path):
+    from faultproxy import FaultProxy
+
+    objects = {f"r/{i}.bin": _payload(i, 3000 + i) for i in range(8)}
+    _upload(s3root, s3_kwargs, objects)
+    once = dataclasses.replace(SMALL, max_attempts=1)  # the engine gives up at once
+
+    def object_get(rec) -> bool:
+        return rec.method == "GET" and "list-type" not in rec.query and "/r/" in rec.path
+
+    with FaultProxy(seaweed.endpoint_url) as proxy:
+        kwargs = dict(s3_kwargs, endpoint_url=proxy.endpoint_url)
+        proxy.set_faults(match=object_get, budget=2, error500=1.0)
+        manifest = stage(s3root + "/r", str(tmp_path / "retried"), dask_client, config=once,
+                         shards=4, retries=3, **kwargs)
+        assert proxy.stats.faults["error500"] == 2
+        _assert_staged(manifest, str(tmp_path / "retried"),
+                       {k[2:]: v for k, v in objects.items()}, "/r/")
+        proxy.set_faults(match=object_get, budget=1, error500=1.0)
+        manifest = stage(s3root + "/r", str(tmp_path / "not"), dask_client, config=once,
+                         shards=4, retries=0, strict=False, **kwargs)
+    failed = manifest.failed
+    assert 1 <= len(failed) <= 2  # the whole shard of the failed object
+    assert all(e.status == "failed" and "ShardFailed" in (e.error or "") for e in failed)
+    assert len(manifest.ok) == len(objects) - len(failed)
 
 
 def test_cli_cp_dask_scheduler(dask_client, seaweed, s3root, s3_kwargs, tmp_path,
