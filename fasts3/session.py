@@ -97,12 +97,22 @@ class Connection:
         self.anonymous = getattr(config, "signature_version", None) is UNSIGNED
         if role and not self.anonymous:
             self.session = _assume_role(self.session, role)
-        self.client = self.session.client("s3", endpoint_url=endpoint_url, config=config,
-                                          **params)
-        meta = self.client.meta
-        region_name = meta.region_name or "us-east-1"
-        parts = urlsplit(meta.endpoint_url)
-        style = (meta.config.s3 or {}).get("addressing_style") if meta.config.s3 else None
+        self._client = None
+        self._client_args = (endpoint_url, config, params)
+        scoped = self.session._session.get_scoped_config() or {}
+        if params or "endpoint_url" in scoped or "services" in scoped:
+            # Anything unusual: let botocore build a client and resolve it all.
+            meta = self.client.meta
+            region_name = meta.region_name or "us-east-1"
+            parts = urlsplit(meta.endpoint_url)
+            style = (meta.config.s3 or {}).get("addressing_style") if meta.config.s3 else None
+        else:
+            # The common case, without the ~0.15 s CPU of building a boto3 client: an
+            # explicit endpoint, or AWS's regional endpoint for the session's region.
+            region_name = self.session.region_name or "us-east-1"
+            parts = urlsplit(endpoint_url or f"https://s3.{region_name}.amazonaws.com")
+            style = (config.s3 or {}).get("addressing_style") or \
+                (scoped.get("s3") or {}).get("addressing_style")
         path_style = style == "path" or (style != "virtual" and endpoint_url is not None)
         headers = (REQUEST_PAYER,) if requester_pays else ()
         self.endpoint = EndpointSpec(
@@ -113,6 +123,15 @@ class Connection:
         self._creds = None if self.anonymous else self.session.get_credentials()
         if self._creds is None and not self.anonymous:
             log.info("no AWS credentials found; sending unsigned (anonymous) requests")
+
+    @property
+    def client(self) -> Any:
+        """A boto3 S3 client for rare control-plane calls (built on first use)."""
+        if self._client is None:
+            endpoint_url, config, params = self._client_args
+            self._client = self.session.client("s3", endpoint_url=endpoint_url, config=config,
+                                               **params)
+        return self._client
 
     def credentials(self) -> Credentials:
         """Current frozen credentials (refreshed by botocore when they near expiry)."""
