@@ -215,7 +215,9 @@ class Transport:
             self._local.conns.pop(host, None)
         if raw.status >= 300:
             try:
-                data = raw.read() if method != "HEAD" else b""
+                # read() also for HEAD (no body: returns b""): it closes the response, and
+                # http.client refuses the connection's next request while one is open.
+                data = raw.read()
             except (OSError, http.client.HTTPException):
                 self._drop(host)
                 data = b""
@@ -258,7 +260,7 @@ class Transport:
     ) -> tuple[int, dict[str, str], bytes]:
         """Like :meth:`send` but also reads the (small) body: ``(status, headers, body)``."""
         resp = self.send(method, bucket, key, query, headers, body, body_file, payload_hash)
-        data = b"" if method == "HEAD" else self.read_all(bucket, resp)
+        data = resp.raw.read() if method == "HEAD" else self.read_all(bucket, resp)
         return resp.status, resp.headers, data
 
     def read_all(self, bucket: str, resp: Response) -> bytes:
