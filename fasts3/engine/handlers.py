@@ -18,7 +18,7 @@ from collections.abc import Callable
 from . import checksums, orphans, s3xml
 from .sigv4 import quote_path
 from .tasks import Task
-from .transport import HTTPFailure, NetworkFailure, Transport
+from .transport import HTTPFailure, LocalFileError, NetworkFailure, Transport
 
 Progress = Callable[[int], None]
 log = logging.getLogger("fasts3.worker")
@@ -155,6 +155,8 @@ def _upload(tr: Transport, task: Task, query: dict | None, headers: dict, progre
         else:
             status, h, _ = tr.request("PUT", task.bucket, task.key, query, headers,
                                       body_file=(fd, offset, length))
+    except LocalFileError as e:  # name the file: the worker reports it as LocalIOError
+        raise OSError(e.errno, e.strerror, a.get("path")) from None
     finally:
         if fd is not None:
             os.close(fd)

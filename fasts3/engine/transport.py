@@ -10,10 +10,12 @@ retry may help (``transient``).
 
 from __future__ import annotations
 
+import errno
 import http.client
 import os
 import socket
 import ssl
+import stat
 import threading
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -75,6 +77,11 @@ class NetworkFailure(Exception):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+
+
+class LocalFileError(OSError):
+    """Reading the local file being uploaded failed (not a regular file, shrank, I/O error).
+    Not a network problem: the worker reports it as a permanent ``LocalIOError``."""
 
 
 class Response(NamedTuple):
@@ -200,6 +207,9 @@ class Transport:
                     self._send_file(conn, *body_file)
                 raw = conn.getresponse()
                 break
+            except LocalFileError:
+                self._drop(host)  # the request went out incomplete
+                raise
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as e:
                 self._drop(host)
                 if reused and attempt == 0:
@@ -228,14 +238,21 @@ class Transport:
 
     @staticmethod
     def _send_file(conn: http.client.HTTPConnection, fd: int, offset: int, length: int) -> None:
+        """Send ``length`` bytes of ``fd`` from ``offset``; local read problems raise
+        :class:`LocalFileError`, socket problems ``OSError``."""
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise LocalFileError(errno.EISDIR, "not a regular file")
         sock = conn.sock
         if isinstance(sock, ssl.SSLSocket):
             buf = bytearray(min(length, BUFFER_SIZE))
             mv = memoryview(buf)
             while length:
-                n = os.preadv(fd, [mv[: min(length, len(buf))]], offset)
+                try:
+                    n = os.preadv(fd, [mv[: min(length, len(buf))]], offset)
+                except OSError as e:
+                    raise LocalFileError(e.errno, e.strerror) from None
                 if n <= 0:
-                    raise NetworkFailure("ShortFile", "local file shrank during upload")
+                    raise LocalFileError(errno.EIO, "local file shrank during upload")
                 sock.sendall(mv[:n])
                 offset += n
                 length -= n
@@ -245,7 +262,7 @@ class Transport:
         with open(fd, "rb", buffering=0, closefd=False) as f:
             sent = sock.sendfile(f, offset, length)
         if sent != length:
-            raise NetworkFailure("ShortFile", "local file shrank during upload")
+            raise LocalFileError(errno.EIO, "local file shrank during upload")
 
     def request(
         self,
