@@ -3,27 +3,22 @@ pool and wraps the results in :class:`~fasts3.objects.S3Object` (Metaflow-compat
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import io
 import itertools
 import logging
 import os
 import shutil
-import stat
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
-from . import content_types
 from .batch import Batches
 from .config import TransferConfig
 from .engine.plan import GetOp, HeadOp, ListOp, PutOp
-from .errors import S3Error, S3InvalidObject, S3NotFound, S3URLError
-from .headers import info_of, put_headers
+from .errors import S3Error, S3InvalidObject, S3URLError
+from .headers import info_of
 from .objects import RangeInfo, S3GetObject, S3Object, S3PutObject
 from .runroot import run_root
-from .session import upload_headers
+from .uploads import BAD_VALUE, build_put_op, put_item
 from .urls import key_of, make_root, resolve, split_url, temp_name
 
 log = logging.getLogger("fasts3")
@@ -288,7 +283,7 @@ class S3:
         key = key_of(key)
         url = self._url(key)
         if obj is None:
-            raise S3InvalidObject(_BAD_VALUE.format("NoneType"), url=url)
+            raise S3InvalidObject(BAD_VALUE.format("NoneType"), url=url)
         item = S3PutObject(key, value=obj, content_type=content_type, metadata=metadata)
         self._put_items([item], overwrite)
         return url
@@ -296,13 +291,13 @@ class S3:
     def put_many(self, key_objs: Iterable[Any], overwrite: bool = True) -> list[tuple[str, str]]:
         """Upload many values: ``(key, obj)`` pairs or :class:`S3PutObject`. Returns
         ``[(key, url)]`` of what was uploaded, in input order."""
-        items = [_put_item(o, "value", self._url) for o in key_objs]
+        items = [put_item(o, "value", self._url) for o in key_objs]
         return self._put_items(items, overwrite)
 
     def put_files(self, key_paths: Iterable[Any], overwrite: bool = True) -> list[tuple[str, str]]:
         """Upload local files: ``(key, path)`` pairs or :class:`S3PutObject` with ``path``. A
         missing file raises :class:`S3NotFound` before anything is sent."""
-        items = [_put_item(o, "path", self._url) for o in key_paths]
+        items = [put_item(o, "path", self._url) for o in key_paths]
         return self._put_items(items, overwrite)
 
     def _put_items(self, items: list[Any], overwrite: bool) -> list[tuple[str, str]]:
@@ -323,58 +318,9 @@ class S3:
         return [(item.key, op.url) for item, op in zip(items, ops, strict=True) if op.uploaded]
 
     def _put_op(self, item: Any, overwrite: bool) -> PutOp:
-        url = self._url(item.key)
-        bucket, okey = split_url(url)
-        if not okey:
-            raise S3URLError("Cannot upload to a bucket; give a key", url=url)
-        ctype = getattr(item, "content_type", None) or content_types.guess(okey)
-        headers = put_headers(ctype, getattr(item, "metadata", None),
-                              getattr(item, "encryption", None) or self._encryption, url)
-        headers.update(upload_headers(headers.get("x-amz-server-side-encryption"),
-                                      self._kms_key_id, self._storage_class))
-        body, path = None, getattr(item, "path", None)
-        value = getattr(item, "value", None)
-        if path is not None:
-            path = os.fspath(path)
-            try:
-                st = os.stat(path)
-            except FileNotFoundError:
-                raise S3NotFound("Local file does not exist", url=path,
-                                 code="LocalFileNotFound") from None
-            if not stat.S_ISREG(st.st_mode):
-                raise S3InvalidObject("Not a regular file (a directory?)", url=path)
-            size = st.st_size
-        else:
-            body, path, size = self._materialize(value, url, okey)
-        cfg = self._config
-        multipart = cfg.upload_part_size(size) if path and size >= cfg.multipart_threshold \
-            else None
-        return PutOp(url, bucket, okey, size, headers, body=body, path=path,
-                     overwrite=overwrite, multipart_size=multipart)
-
-    def _materialize(self, value: Any, url: str, key: str) -> tuple[bytes | None, str | None,
-                                                                    int]:
-        """``(body, path, size)``: small values travel in memory, large ones and file objects
-        are spilled to the temp directory first."""
-        if isinstance(value, str):
-            value = value.encode("utf-8")
-        if isinstance(value, (bytes, bytearray, memoryview)):
-            data = bytes(value)
-            if len(data) <= self._config.inline_put_limit:
-                return data, None, len(data)
-            path = self._new_paths(key)[1]
-            return None, path, _spill(path, url, len(data), lambda f: f.write(data))
-        if hasattr(value, "read"):
-            if isinstance(value, io.TextIOBase):
-                raise S3InvalidObject(_TEXT_FILE, url=url)
-            path = self._new_paths(key)[1]
-            try:
-                size = _spill(path, url, None, lambda f: shutil.copyfileobj(value, f, 1 << 20))
-            except (TypeError, io.UnsupportedOperation):
-                raise S3InvalidObject(_TEXT_FILE, url=url) from None
-            return None, path, size
-        raise S3InvalidObject(_BAD_VALUE.format(type(value).__name__), url=url)
-
+        return build_put_op(item, overwrite, self._url, self._config,
+                            (self._encryption, self._kms_key_id, self._storage_class),
+                            lambda key: self._new_paths(key)[1])
 
     # -- more capabilities, each in its own module -------------------------------------
     def open(self, key: str, **options: Any) -> Any:
@@ -396,45 +342,6 @@ class S3:
         return copy_many(self, pairs, **options)
 
 
-_BAD_VALUE = "Cannot upload a {}: give str, bytes or a readable binary file object"
-_TEXT_FILE = "File objects given to put must be readable and opened in binary mode"
-
-
-def _put_item(o: Any, field: str, url_of: Any) -> Any:
-    """An :class:`S3PutObject`-like item from ``o``: itself, or a ``(key, value_or_path)``
-    pair; anything else (a bare string, a 3-tuple, a ``None`` value) raises
-    :class:`S3InvalidObject`. ``url_of(key)`` resolves a key for the error message."""
-    if _is_put_object(o):
-        return o
-    if not isinstance(o, (tuple, list)) or len(o) != 2:
-        raise S3InvalidObject(f"Give (key, {field}) pairs or S3PutObject, not {o!r:.80}")
-    if o[1] is None:
-        raise S3InvalidObject(_BAD_VALUE.format("NoneType"), url=url_of(o[0]))
-    return S3PutObject(o[0], **{field: o[1]})
-
-
-def _spill(path: str, url: str, size: int | None, write: Callable[[Any], object]) -> int:
-    """Stage a value to upload in ``path`` (mode 0600); return its size in bytes. With a known
-    ``size`` the free space is checked first; a full disk raises :class:`S3Error` with code
-    ``NoSpaceLeft``. On any failure no file is left behind."""
-    if size is not None:
-        free = shutil.disk_usage(os.path.dirname(path)).free
-        if free < size:
-            raise S3Error(f"Not enough free space in the temp root to stage this upload ({size}"
-                          f" bytes needed, {free} free)", url=url, code="NoSpaceLeft")
-    try:
-        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
-            write(f)
-        return os.path.getsize(path)
-    except BaseException as e:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
-            raise S3Error("No space left in the temp root while staging this upload", url=url,
-                          code="NoSpaceLeft") from None
-        raise
-
-
 class _Probe(HeadOp):
     """The HEAD that tells whether a key listed recursively is itself an object. Its failure
     never cancels the batch: it is kept in ``probe_error`` and raised only if the listings
@@ -448,8 +355,3 @@ class _Probe(HeadOp):
         if self.error is not None and self.error.code != "Cancelled":
             self.probe_error, self.error = self.error, None
         return specs
-
-
-def _is_put_object(o: Any) -> bool:
-    return isinstance(o, S3PutObject) or (hasattr(o, "key") and
-                                          (hasattr(o, "value") or hasattr(o, "path")))

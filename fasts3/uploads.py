@@ -1,0 +1,137 @@
+"""Upload preparation: user items -> :class:`~fasts3.engine.plan.PutOp`.
+
+Validates what ``put``/``put_many``/``put_files`` were given (before anything is sent), picks
+the content type and headers, and decides how the bytes travel: small ``str``/``bytes`` values
+inline in the task, larger values and file objects staged in the temp root first (mode 0600,
+free space checked, removed after the batch), local files read by the workers directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import os
+import shutil
+import stat
+from collections.abc import Callable
+from typing import Any
+
+from . import content_types
+from .config import TransferConfig
+from .engine.plan import PutOp
+from .errors import S3Error, S3InvalidObject, S3NotFound, S3URLError
+from .headers import put_headers
+from .objects import S3PutObject
+from .session import upload_headers
+from .urls import split_url
+
+BAD_VALUE = "Cannot upload a {}: give str, bytes or a readable binary file object"
+TEXT_FILE = "File objects given to put must be readable and opened in binary mode"
+
+
+def is_put_object(o: Any) -> bool:
+    """True for an :class:`S3PutObject` or any object with ``key`` and ``value``/``path``."""
+    return isinstance(o, S3PutObject) or (hasattr(o, "key") and
+                                          (hasattr(o, "value") or hasattr(o, "path")))
+
+
+def put_item(o: Any, field: str, url_of: Callable[[str], str]) -> Any:
+    """An :class:`S3PutObject`-like item from ``o``: itself, or a ``(key, value_or_path)``
+    pair; anything else (a bare string, a 3-tuple, a ``None`` value) raises
+    :class:`S3InvalidObject`. ``url_of(key)`` resolves a key for the error message."""
+    if is_put_object(o):
+        return o
+    if not isinstance(o, (tuple, list)) or len(o) != 2:
+        raise S3InvalidObject(f"Give (key, {field}) pairs or S3PutObject, not {o!r:.80}")
+    if o[1] is None:
+        raise S3InvalidObject(BAD_VALUE.format("NoneType"), url=url_of(o[0]))
+    return S3PutObject(o[0], **{field: o[1]})
+
+
+def build_put_op(
+    item: Any,
+    overwrite: bool,
+    url_of: Callable[[str], str],
+    config: TransferConfig,
+    options: tuple[str | None, str | None, str | None],
+    stage_path: Callable[[str], str],
+) -> PutOp:
+    """The op uploading ``item``. ``options`` is ``(encryption, kms_key_id, storage_class)``
+    of the client; ``stage_path(key)`` gives a fresh temp-root path for staged values.
+    Raises :class:`S3URLError`, :class:`S3NotFound` (missing local file) or
+    :class:`S3InvalidObject` before anything is sent."""
+    encryption, kms_key_id, storage_class = options
+    url = url_of(item.key)
+    bucket, okey = split_url(url)
+    if not okey:
+        raise S3URLError("Cannot upload to a bucket; give a key", url=url)
+    ctype = getattr(item, "content_type", None) or content_types.guess(okey)
+    headers = put_headers(ctype, getattr(item, "metadata", None),
+                          getattr(item, "encryption", None) or encryption, url)
+    headers.update(upload_headers(headers.get("x-amz-server-side-encryption"), kms_key_id,
+                                  storage_class))
+    body, path = None, getattr(item, "path", None)
+    if path is not None:
+        path = os.fspath(path)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise S3NotFound("Local file does not exist", url=path,
+                             code="LocalFileNotFound") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise S3InvalidObject("Not a regular file (a directory?)", url=path)
+        size = st.st_size
+    else:
+        body, path, size = stage_value(getattr(item, "value", None), url,
+                                       config.inline_put_limit, lambda: stage_path(okey))
+    multipart = config.upload_part_size(size) if path and size >= config.multipart_threshold \
+        else None
+    return PutOp(url, bucket, okey, size, headers, body=body, path=path,
+                 overwrite=overwrite, multipart_size=multipart)
+
+
+def stage_value(value: Any, url: str, inline_limit: int,
+                new_path: Callable[[], str]) -> tuple[bytes | None, str | None, int]:
+    """``(body, path, size)``: values up to ``inline_limit`` bytes travel in memory, larger
+    ones and file objects are staged at ``new_path()`` first."""
+    if isinstance(value, str):
+        value = value.encode("utf-8")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+        if len(data) <= inline_limit:
+            return data, None, len(data)
+        path = new_path()
+        return None, path, spill(path, url, len(data), lambda f: f.write(data))
+    if hasattr(value, "read"):
+        if isinstance(value, io.TextIOBase):
+            raise S3InvalidObject(TEXT_FILE, url=url)
+        path = new_path()
+        try:
+            size = spill(path, url, None, lambda f: shutil.copyfileobj(value, f, 1 << 20))
+        except (TypeError, io.UnsupportedOperation):
+            raise S3InvalidObject(TEXT_FILE, url=url) from None
+        return None, path, size
+    raise S3InvalidObject(BAD_VALUE.format(type(value).__name__), url=url)
+
+
+def spill(path: str, url: str, size: int | None, write: Callable[[Any], object]) -> int:
+    """Stage a value to upload in ``path`` (mode 0600); return its size in bytes. With a known
+    ``size`` the free space is checked first; a full disk raises :class:`S3Error` with code
+    ``NoSpaceLeft``. On any failure no file is left behind."""
+    if size is not None:
+        free = shutil.disk_usage(os.path.dirname(path)).free
+        if free < size:
+            raise S3Error(f"Not enough free space in the temp root to stage this upload ({size}"
+                          f" bytes needed, {free} free)", url=url, code="NoSpaceLeft")
+    try:
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
+            write(f)
+        return os.path.getsize(path)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+            raise S3Error("No space left in the temp root while staging this upload", url=url,
+                          code="NoSpaceLeft") from None
+        raise
