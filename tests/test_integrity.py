@@ -98,8 +98,8 @@ def _object_gets(r) -> bool:
 
 
 def test_corrupted_downloads_are_detected_and_retried(seaweed, bucket, proxy, via):
-    objs = {f"c{i}": os.urandom(50_000 + i) for i in range(8)}
-    objs["empty"] = b""
+    objs = {f"c{i}": os.urandom(50_000 + i) for i in range(8)}  # (an empty body has no
+    # byte to corrupt, and its first answer is a 416: it would waste injected faults)
     with S3(s3root=f"s3://{bucket}/i", config=quick_config(), **via) as s3:
         s3.put_many(list(objs.items()))
         proxy.set_faults(match=_object_gets, corrupt=1.0, budget=6)
