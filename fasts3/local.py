@@ -16,10 +16,8 @@ import contextlib
 import json
 import logging
 import os
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,20 +27,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .local_process import GRPC_OFFSET, HOST, LocalS3Error, pick_ports, stop_process, tail
+
 log = logging.getLogger(__name__)
 
 __all__ = ["LocalS3", "LocalS3Error", "start_moto", "start_seaweedfs", "weed_binary"]
 
-_HOST = "127.0.0.1"
-_GRPC_OFFSET = 10000  # every weed port P also opens a gRPC port at P + 10000
-_PORT_LOW, _PORT_HIGH = 20000, 45000
-_STOP_GRACE = 10.0
+_HOST = HOST
+_GRPC_OFFSET = GRPC_OFFSET
 _LIVE: set[LocalS3] = set()  # started and not yet stopped; stopped at interpreter exit
 _LIVE_LOCK = threading.Lock()
-
-
-class LocalS3Error(RuntimeError):
-    """A local server could not be found, started or reached."""
 
 
 class _PortConflict(LocalS3Error):
@@ -135,7 +129,7 @@ class LocalS3:
         with _LIVE_LOCK:
             _LIVE.discard(self)
         log_path = os.path.join(self._data_dir, "server.log") if self._data_dir else None
-        killed = self._proc is not None and _stop_process(self._proc, self.kind, log_path)
+        killed = self._proc is not None and stop_process(self._proc, self.kind, log_path)
         if killed and self.kind == "seaweedfs":
             _remove_stale_sockets(self._ports)
 
@@ -191,7 +185,7 @@ def start_seaweedfs(
         with open(conf, "w", encoding="utf-8") as f:
             json.dump({"identities": [identity]}, f)
         for attempt in range(1, 4):
-            ports = _pick_ports(5, with_grpc=True)
+            ports = pick_ports(5, with_grpc=True)
             master, volume, filer, s3, admin = ports
             # -logtostderr: logs go to server.log, not /tmp. -volume.max: each bucket is a
             # collection with its own volume; the default (free disk / 1 GiB) runs out after a
@@ -235,7 +229,7 @@ def start_moto(timeout: float = 30.0) -> LocalS3:
     except ImportError as e:
         raise LocalS3Error("moto server not installed: `pip install 'moto[server]'`") from e
     for attempt in range(1, 4):
-        (port,) = _pick_ports(1, with_grpc=False)
+        (port,) = pick_ports(1, with_grpc=False)
         srv = LocalS3("moto", f"http://{_HOST}:{port}", "moto-key", "moto-secret",
                       _data_dir=tempfile.mkdtemp(prefix="fasts3-moto-"), _owns_data_dir=True,
                       _ports=(port,))
@@ -251,41 +245,6 @@ def start_moto(timeout: float = 30.0) -> LocalS3:
 
 
 # --- internals ------------------------------------------------------------------------------
-
-
-def _pick_ports(n: int, with_grpc: bool) -> tuple[int, ...]:
-    """``n`` distinct random free ports on 127.0.0.1 (``with_grpc``: P + 10000 free too),
-    outside the ephemeral range if possible, so outgoing connections can't take them first."""
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as f:
-            eph_lo, eph_hi = (int(x) for x in f.read().split())
-    except (OSError, ValueError):
-        eph_lo, eph_hi = 32768, 60999
-    offsets = (0, _GRPC_OFFSET) if with_grpc else (0,)
-    window = range(_PORT_LOW, _PORT_HIGH - offsets[-1])
-    pool = [p for p in window if not any(eph_lo <= p + o <= eph_hi for o in offsets)]
-    if len(pool) < 100 * n:
-        pool = list(window)
-    random.shuffle(pool)
-    taken: set[int] = set()
-    chosen: list[int] = []
-    for p in pool:
-        want = {p + o for o in offsets}
-        if taken.isdisjoint(want) and all(_port_free(q) for q in want):
-            chosen.append(p)
-            taken |= want
-            if len(chosen) == n:
-                return tuple(chosen)
-    raise LocalS3Error(f"no {n} free port(s) in {_PORT_LOW}-{_PORT_HIGH} on {_HOST}")
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind((_HOST, port))
-            return True
-        except OSError:
-            return False
 
 
 def _launch(srv: LocalS3, args: list[str], cwd: str, timeout: float) -> None:
@@ -325,10 +284,10 @@ def _wait_ready(srv: LocalS3, log_path: str, timeout: float) -> None:
     while True:
         proc = srv._proc
         if proc is None or proc.poll() is not None:
-            tail = _tail(log_path)
+            last_lines = tail(log_path)
             msg = (f"{srv.kind} server exited (code {proc and proc.returncode}) before it was "
-                   f"ready; end of {log_path}:\n{tail}")
-            if "address already in use" in tail.lower():
+                   f"ready; end of {log_path}:\n{last_lines}")
+            if "address already in use" in last_lines.lower():
                 raise _PortConflict(msg)
             raise LocalS3Error(msg)
         try:
@@ -339,46 +298,8 @@ def _wait_ready(srv: LocalS3, log_path: str, timeout: float) -> None:
         if time.monotonic() >= deadline:
             raise LocalS3Error(f"{srv.kind} server at {srv.endpoint_url} not ready after "
                                f"{timeout:g}s (last error: {last!r}); end of {log_path}:\n"
-                               f"{_tail(log_path)}")
+                               f"{tail(log_path)}")
         time.sleep(0.1)
-
-
-def _tail(path: str, lines: int = 40) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(0, os.path.getsize(path) - 16384))
-            return "\n".join(f.read().decode("utf-8", "replace").splitlines()[-lines:])
-    except OSError as e:
-        return f"<no log: {e}>"
-
-
-def _stop_process(proc: subprocess.Popen, kind: str, log_path: str | None) -> bool:
-    """SIGTERM the process group led by ``proc``, SIGKILL it if it outlives the grace period.
-    Returns True if it had to be killed."""
-    if proc.poll() is not None:
-        return False  # leader gone and reaped: its group id is no longer ours to signal
-    pgid = proc.pid  # start_new_session=True made it a group leader
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGTERM)
-    deadline, stuck_since = time.monotonic() + _STOP_GRACE, None
-    while proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-        # weed mini sometimes hangs for good in its volume server's final HTTP shutdown, after
-        # every other component has stopped; by then nothing is lost by killing it.
-        if kind == "seaweedfs" and log_path and stuck_since is None and \
-                "graceful stop cluster http server" in _tail(log_path, 30):
-            stuck_since = time.monotonic()
-        if stuck_since is not None and time.monotonic() - stuck_since > 1.5:
-            break
-    killed = proc.poll() is None
-    if killed:
-        log.info("%s server pid %d still running after SIGTERM; killing it", kind, pgid)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=10)
-    log.info("%s server pid %d stopped (exit code %s)", kind, pgid, proc.returncode)
-    return killed
 
 
 def _remove_stale_sockets(ports: Sequence[int]) -> None:
@@ -424,7 +345,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
             pass
         if not srv.running():
             log.error("server exited unexpectedly:\n%s",
-                      _tail(os.path.join(srv.data_dir or ".", "server.log")))
+                      tail(os.path.join(srv.data_dir or ".", "server.log")))
             return 1
     return 0
 
