@@ -120,27 +120,32 @@ def test_without_verification_corruption_gets_through(seaweed, bucket, proxy, vi
     assert all("x-amz-checksum-mode" not in r.headers for r in proxy.records)
 
 
-def test_corrupted_uploads_are_rejected_by_the_server_and_retried(seaweed, bucket, proxy, via):
-    """Every PUT (single or part) carries Content-MD5; SeaweedFS answers a corrupted body
-    with 400 BadDigest, which is retried."""
+@pytest.mark.parametrize("mode,header", [("crc32", "x-amz-checksum-crc32"),
+                                         ("md5", "content-md5")])
+def test_corrupted_uploads_are_rejected_by_the_server_and_retried(seaweed, bucket, proxy, via,
+                                                                 mode, header):
+    """Every PUT (single or part) carries a checksum (CRC32 by default, or Content-MD5);
+    SeaweedFS answers a corrupted body with 400 BadDigest, which is retried."""
     items = [("s1", os.urandom(3000)), ("s2", os.urandom(2 * MiB)), ("m", os.urandom(11 * MiB))]
     proxy.set_faults(match=lambda r: r.method == "PUT", corrupt_request=1.0, budget=5)
-    with S3(s3root=f"s3://{bucket}/u", config=quick_config(inline_put_limit=MiB), **via) as s3:
+    cfg = quick_config(inline_put_limit=MiB, upload_checksums=mode)
+    with S3(s3root=f"s3://{bucket}/u-{mode}", config=cfg, **via) as s3:
         s3.put_many(items)
     assert proxy.stats.faults["corrupt_request"] == 5
     puts = [r for r in proxy.records if r.method == "PUT"]
-    assert puts and all("content-md5" in r.headers for r in puts)
+    assert puts and all(header in r.headers for r in puts)
     assert sum("partNumber" in r.query for r in puts) >= 3
     client = seaweed.client()
     for key, value in items:
-        assert client.get_object(Bucket=bucket, Key=f"u/{key}")["Body"].read() == value
+        assert client.get_object(Bucket=bucket, Key=f"u-{mode}/{key}")["Body"].read() == value
 
 
 def test_without_content_md5_a_corrupted_upload_is_stored(seaweed, bucket, proxy, via):
     proxy.set_faults(match=lambda r: r.method == "PUT", corrupt_request=1.0, budget=1)
     with S3(s3root=f"s3://{bucket}/w", config=quick_config(upload_checksums=False), **via) as s3:
         s3.put("x", DATA)
-    assert all("content-md5" not in r.headers for r in proxy.records)
+    assert all("content-md5" not in r.headers and "x-amz-checksum-crc32" not in r.headers
+               for r in proxy.records)
     stored = seaweed.client().get_object(Bucket=bucket, Key="w/x")["Body"].read()
     assert len(stored) == len(DATA) and stored != DATA
 

@@ -201,15 +201,11 @@ def test_thousand_objects(s3):
         {k.removeprefix("batch/"): len(v) for k, v in items}
 
 
-# -- engine bugs (fasts3/engine is owned elsewhere) ---------------------------------------------
-@pytest.mark.xfail(reason="engine: a local read error during an upload (here EISDIR from "
-                          "sendfile) is reported as a transient NetworkError and retried "
-                          "max_attempts times, ending in S3RetriesExhausted instead of a "
-                          "permanent LocalIOError", strict=False)
+# -- a local read error while sending is permanent ---------------------------------------------
 def test_local_read_error_during_upload_is_not_retried(seaweed, bucket, tmp_path):
     from fasts3.engine.plan import PutOp
 
-    # Computing a Content-MD5 first would read (and fail on) the file before sendfile does.
+    # Computing a checksum first would read (and fail on) the file before sendfile does.
     names = {f.name for f in dataclasses.fields(TransferConfig)}
     no_md5 = {"upload_checksums": False} if "upload_checksums" in names else {}
     kw = _kwargs(seaweed, tmp_path)

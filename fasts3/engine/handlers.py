@@ -45,7 +45,9 @@ def get(tr: Transport, task: Task, progress: Progress) -> dict:
     the file's byte 0; None = learn it from the response), ``want_end`` (exclusive object offset
     the whole download stops at; None = the object's end), ``first`` (this request sizes and
     creates the file), ``whole`` (the range is ours, not the user's: on 416 fetch without it),
-    ``final`` (rename ``path`` here if this request completes the download), ``if_match``.
+    ``final`` (rename ``path`` here if this request completes the download), ``if_match``,
+    ``part`` (with ``whole`` and no range: keep at most this many bytes of a larger object,
+    then close the connection; the parent fetches the rest as ranged parts).
 
     The first request checks that the download fits in the free space of ``path``'s directory
     (else ``OSError(ENOSPC)``). A response holding the whole object is verified against the
@@ -59,7 +61,7 @@ def get(tr: Transport, task: Task, progress: Progress) -> dict:
         headers["range"] = a["range"]
     if a.get("if_match"):
         headers["if-match"] = f'"{a["if_match"]}"'
-    if first and tr.verify_checksums:
+    if first and tr.verify_checksums != "off":
         headers.update(checksums.REQUEST_HEADERS)
     query = _version_query(task)
     try:
@@ -82,9 +84,12 @@ def get(tr: Transport, task: Task, progress: Progress) -> dict:
         base = start
     want_end = a.get("want_end")
     end = total if want_end is None else min(want_end, total if total is not None else want_end)
+    keep = length
+    if first and not m and a.get("part") and length > a["part"]:
+        keep = a["part"]  # the rest of this body is abandoned with its connection
     digest = None
-    if first and tr.verify_checksums and start == 0 and length == total:
-        digest = checksums.for_download(h)
+    if first and tr.verify_checksums != "off" and start == 0 and keep == total:
+        digest = checksums.for_download(h, tr.verify_checksums)
     try:
         if first:
             _check_space(a["path"], end - base)
@@ -97,9 +102,11 @@ def get(tr: Transport, task: Task, progress: Progress) -> dict:
         try:
             if first:
                 os.ftruncate(fd, max(0, end - base))
-            tr.read_into_file(task.bucket, resp, fd, start - base, length, progress, digest)
+            tr.read_into_file(task.bucket, resp, fd, start - base, keep, progress, digest)
         finally:
             os.close(fd)
+        if keep < length:
+            tr.discard(task.bucket)
     except OSError as e:
         tr.discard(task.bucket)  # the body was not (fully) read: drop the connection
         if e.errno == errno.ENOSPC and not e.filename:
@@ -107,10 +114,10 @@ def get(tr: Transport, task: Task, progress: Progress) -> dict:
         raise
     if digest is not None:
         digest.verify()
-    complete = first and start + length >= end
+    complete = first and start + keep >= end
     if complete and a.get("final"):
         os.replace(a["path"], a["final"])
-    out = {"start": start, "length": length, "total": total, "base": base, "end": end,
+    out = {"start": start, "length": keep, "total": total, "base": base, "end": end,
            "complete": complete}
     if first:
         out["headers"] = info_headers(h)
@@ -147,9 +154,9 @@ def _upload(tr: Transport, task: Task, query: dict | None, headers: dict, progre
     a = task.args
     fd, offset, length = _open_source(a)
     try:
-        if a.get("md5", tr.upload_checksums):
-            headers = dict(headers)
-            headers["content-md5"] = checksums.content_md5(a.get("body"), fd, offset, length)
+        sums = checksums.upload_headers(tr.upload_checksums, a.get("body"), fd, offset, length)
+        if sums:
+            headers = dict(headers, **sums)
         if fd is None:
             status, h, _ = tr.request("PUT", task.bucket, task.key, query, headers, body=a["body"])
         else:
@@ -161,12 +168,12 @@ def _upload(tr: Transport, task: Task, query: dict | None, headers: dict, progre
         if fd is not None:
             os.close(fd)
     progress(length)
-    return h
+    return h, sums
 
 
 def put(tr: Transport, task: Task, progress: Progress) -> dict:
     """Single-request PUT. args: ``body`` or ``path``/``offset``/``length``, ``headers``."""
-    h = _upload(tr, task, None, task.args.get("headers") or {}, progress)
+    h, _ = _upload(tr, task, None, task.args.get("headers") or {}, progress)
     return {"etag": h.get("etag", "").strip('"'), "version_id": h.get("x-amz-version-id")}
 
 
@@ -180,8 +187,10 @@ def mpu_create(tr: Transport, task: Task, progress: Progress) -> dict:
     ``since`` (wall time of the first try: on a retry, uploads of this key created since then
     by lost tries are aborted, see ``orphans.py``)."""
     a = task.args
-    _, _, data = tr.request("POST", task.bucket, task.key, {"uploads": ""},
-                            a.get("headers") or {})
+    headers = dict(a.get("headers") or {})
+    if tr.upload_checksums == "crc32":  # parts carry CRC32s; S3 wants them declared up front
+        headers["x-amz-checksum-algorithm"] = "CRC32"
+    _, _, data = tr.request("POST", task.bucket, task.key, {"uploads": ""}, headers)
     upload_id = s3xml.parse_upload_id(data)
     if _retried(a) and a.get("since") is not None:
         try:
@@ -195,9 +204,10 @@ def mpu_create(tr: Transport, task: Task, progress: Progress) -> dict:
 def mpu_part(tr: Transport, task: Task, progress: Progress) -> dict:
     """Upload one part. args: ``upload_id``, ``part``, ``path``, ``offset``, ``length``."""
     a = task.args
-    h = _upload(tr, task, {"partNumber": str(a["part"]), "uploadId": a["upload_id"]}, {},
-                progress)
-    return {"part": a["part"], "etag": h.get("etag", "").strip('"')}
+    h, sums = _upload(tr, task, {"partNumber": str(a["part"]), "uploadId": a["upload_id"]},
+                      {}, progress)
+    return {"part": a["part"], "etag": h.get("etag", "").strip('"'),
+            "checksum": sums.get("x-amz-checksum-crc32")}
 
 
 def mpu_complete(tr: Transport, task: Task, progress: Progress) -> dict:

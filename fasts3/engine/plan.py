@@ -140,7 +140,9 @@ class GetOp(_Op):
         args: dict[str, Any] = {"path": self.temp, "final": self.final, "first": True,
                                 "version_id": self.version_id}
         if self.rng is None:
-            args.update(range=f"bytes=0-{p - 1}", base=0, want_end=None, whole=True)
+            # A plain GET: a small object arrives whole, with its checksum (servers send none
+            # on ranged answers); of a large one the worker keeps the first ``part`` bytes.
+            args.update(range=None, base=0, want_end=None, whole=True, part=p)
         else:
             off, length = self.rng
             if length is None:
@@ -222,8 +224,8 @@ class GetOp(_Op):
 class PutOp(_Op):
     """Upload one object from ``body`` (bytes) or ``path``.
 
-    ``multipart_size`` is the part size to use, or ``None`` for a single PUT. ``md5``: send
-    Content-MD5 (``None``: the worker's default, ``TransferConfig.upload_checksums``).
+    ``multipart_size`` is the part size to use, or ``None`` for a single PUT. The
+    checksum sent with each body is the workers' ``TransferConfig.upload_checksums``.
     After success ``uploaded`` is True (False when skipped by ``overwrite=False``).
 
     A multipart upload that fails or is cancelled is aborted once none of its tasks is in
@@ -232,7 +234,7 @@ class PutOp(_Op):
     """
 
     def __init__(self, url, bucket, key, size, headers, body=None, path=None, overwrite=True,
-                 multipart_size=None, md5=None) -> None:
+                 multipart_size=None) -> None:
         super().__init__(url, bucket, key)
         self.size = size
         self.headers = headers
@@ -240,16 +242,12 @@ class PutOp(_Op):
         self.path = path
         self.overwrite = overwrite
         self.multipart_size = multipart_size
-        self.md5 = md5
         self.uploaded = False
         self.upload_id: str | None = None  # created and not yet completed or aborted
         self._creating_since: float | None = None  # wall time of an unanswered mpu_create
         self._aborting = False
-        self._etags: dict[int, str] = {}
+        self._etags: dict[int, tuple[str, str | None]] = {}  # part -> (etag, crc32)
         self._parts_left = 0
-
-    def _md5(self) -> dict[str, Any]:
-        return {} if self.md5 is None else {"md5": self.md5}
 
     def start(self) -> list[TaskSpec]:
         if not self.overwrite:
@@ -259,9 +257,9 @@ class PutOp(_Op):
     def _upload(self) -> list[TaskSpec]:
         if self.multipart_size is None:
             if self.body is not None:
-                return [self.spec("put", body=self.body, headers=self.headers, **self._md5())]
+                return [self.spec("put", body=self.body, headers=self.headers)]
             return [self.spec("put", path=self.path, offset=0, length=self.size,
-                              headers=self.headers, **self._md5())]
+                              headers=self.headers)]
         self._creating_since = time.time()
         return [self.spec("mpu_create", headers=self.headers, since=self._creating_since)]
 
@@ -270,8 +268,7 @@ class PutOp(_Op):
         part = self.multipart_size
         for i, off in enumerate(range(0, self.size, part), start=1):
             specs.append(self.spec("mpu_part", upload_id=self.upload_id, part=i, path=self.path,
-                                   offset=off, length=min(part, self.size - off),
-                                   **self._md5()))
+                                   offset=off, length=min(part, self.size - off)))
         self._parts_left = len(specs)
         return specs
 
@@ -307,11 +304,12 @@ class PutOp(_Op):
         elif kind == "mpu_create":
             return self._parts()
         elif kind == "mpu_part":
-            self._etags[value["part"]] = value["etag"]
+            self._etags[value["part"]] = (value["etag"], value.get("checksum"))
             self._parts_left -= 1
             if self._parts_left == 0:
+                parts = [(n, etag, crc) for n, (etag, crc) in sorted(self._etags.items())]
                 return [self.spec("mpu_complete", upload_id=self.upload_id, size=self.size,
-                                  parts=sorted(self._etags.items()))]
+                                  parts=parts)]
         return []
 
     def _abort_when_idle(self) -> list[TaskSpec]:

@@ -82,11 +82,14 @@ def parse_upload_id(data: bytes) -> str:
     return uid
 
 
-def complete_body(parts: list[tuple[int, str]]) -> bytes:
-    """The CompleteMultipartUpload document for ``[(part_number, etag), ...]``."""
+def complete_body(parts: list[tuple]) -> bytes:
+    """The CompleteMultipartUpload document for ``[(part_number, etag[, crc32]), ...]``
+    (a part's base64 CRC32, when given, is listed as its ``ChecksumCRC32``)."""
     items = "".join(
-        f"<Part><PartNumber>{n}</PartNumber><ETag>\"{escape(etag)}\"</ETag></Part>"
-        for n, etag in sorted(parts)
+        f"<Part><PartNumber>{p[0]}</PartNumber><ETag>\"{escape(p[1])}\"</ETag>"
+        + (f"<ChecksumCRC32>{escape(p[2])}</ChecksumCRC32>" if len(p) > 2 and p[2] else "")
+        + "</Part>"
+        for p in sorted(parts)
     )
     return f"<CompleteMultipartUpload>{items}</CompleteMultipartUpload>".encode()
 

@@ -105,8 +105,8 @@ class Transport:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         # Worker-wide options the handlers read (see checksums.py).
-        self.verify_checksums = True  # check downloads against the object's checksum
-        self.upload_checksums = True  # send Content-MD5 with uploads
+        self.verify_checksums = "fast"  # "off" | "fast" | "all": see checksums.for_download
+        self.upload_checksums = "crc32"  # "off" | "crc32" | "md5": see checksums.upload_headers
         self._local = threading.local()
         self._ssl = ssl.create_default_context() if endpoint.scheme == "https" else None
 

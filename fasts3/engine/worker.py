@@ -37,8 +37,8 @@ class Worker:
             init.get("connect_timeout", 10.0),
             init.get("read_timeout", 60.0),
         )
-        self.transport.verify_checksums = init.get("verify_checksums", True)
-        self.transport.upload_checksums = init.get("upload_checksums", True)
+        self.transport.verify_checksums = init.get("verify_checksums", "fast")
+        self.transport.upload_checksums = init.get("upload_checksums", "crc32")
         self.policy = RetryPolicy(*init.get("retry", (5, 0.1, 5.0)))
         self.throttle = Throttle(init.get("threads", 16))
         self.tasks: queue.SimpleQueue[Task | None] = queue.SimpleQueue()
