@@ -196,6 +196,10 @@ def mpu_create(tr: Transport, task: Task, progress: Progress) -> dict:
         try:
             orphans.abort_since(tr, task.bucket, task.key, a["since"], keep=upload_id)
         except (HTTPFailure, NetworkFailure) as e:
+            if e.transient:
+                # Retry the whole creation: the next try searches again from the first try's
+                # time, which also covers the upload this try just made.
+                raise
             log.warning("could not look for orphaned uploads of %s/%s: %s", task.bucket,
                         task.key, e)
     return {"upload_id": upload_id}
