@@ -17,6 +17,7 @@ import threading
 import time
 from xml.etree.ElementTree import ParseError
 
+from . import fastheaders
 from .handlers import HANDLERS
 from .retry import RetryPolicy, Throttle
 from .sigv4 import Signer
@@ -159,6 +160,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     logging.basicConfig(level=os.environ.get("FASTS3_WORKER_LOG", "WARNING"),
                         format="fasts3-worker[%(process)d] %(levelname)s %(message)s")
+    fastheaders.install()  # this process runs nothing but our transport
     init = read_frame(inp)
     if init is None:
         return
