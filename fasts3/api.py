@@ -13,7 +13,8 @@ from typing import Any
 
 from .batch import Batches
 from .config import TransferConfig
-from .engine.plan import GetOp, HeadOp, ListOp, PutOp
+from .engine.plan import GetOp, HeadOp, ListOp
+from .engine.upload_plan import PutOp
 from .errors import S3Error, S3InvalidObject, S3URLError
 from .headers import info_of
 from .objects import RangeInfo, S3GetObject, S3Object, S3PutObject

@@ -1,4 +1,4 @@
-"""Upload preparation: user items -> :class:`~fasts3.engine.plan.PutOp`.
+"""Upload preparation: user items -> :class:`~fasts3.engine.upload_plan.PutOp`.
 
 Validates what ``put``/``put_many``/``put_files`` were given (before anything is sent), picks
 the content type and headers, and decides how the bytes travel: small ``str``/``bytes`` values
@@ -19,7 +19,7 @@ from typing import Any
 
 from . import content_types
 from .config import TransferConfig
-from .engine.plan import PutOp
+from .engine.upload_plan import PutOp
 from .errors import S3Error, S3InvalidObject, S3NotFound, S3URLError
 from .headers import put_headers
 from .objects import S3PutObject

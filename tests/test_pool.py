@@ -203,7 +203,7 @@ def test_thousand_objects(s3):
 
 # -- a local read error while sending is permanent ---------------------------------------------
 def test_local_read_error_during_upload_is_not_retried(seaweed, bucket, tmp_path):
-    from fasts3.engine.plan import PutOp
+    from fasts3.engine.upload_plan import PutOp
 
     # Computing a checksum first would read (and fail on) the file before sendfile does.
     names = {f.name for f in dataclasses.fields(TransferConfig)}

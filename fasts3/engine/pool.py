@@ -31,46 +31,17 @@ import subprocess
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from ..errors import S3Error
+from .scheduler import Batch, Op
 from .tasks import Task, TaskSpec, read_frame, write_frame
 
 log = logging.getLogger("fasts3.pool")
-MAX_RERUNS = 3
 MAX_RESPAWNS = 20
 CLEANUP_SECONDS = 15.0
-CREDENTIAL_REFRESH_SECONDS = 300.0
-CLEANUP_KINDS = frozenset({"mpu_abort", "mpu_abort_key"})
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-class Op(Protocol):
-    """What the pool needs of an op (see ``plan.py``)."""
-
-    done: bool
-    error: S3Error | None
-
-    def start(self) -> list[TaskSpec]: ...
-
-    def on_result(self, task: Task, value: Any, error: tuple | None) -> list[TaskSpec]: ...
-
-    def cancel(self) -> list[TaskSpec]: ...
-
-
-def _forget(op: Any, task: Task) -> None:
-    forget = getattr(op, "forget", None)
-    if forget is not None:
-        forget(task)
-
-
-def _abandon(op: Any) -> list[TaskSpec]:
-    abandon = getattr(op, "abandon", None)
-    if abandon is not None:
-        return abandon()
-    return [] if op.done else op.cancel()
 
 
 class _Worker:
@@ -201,7 +172,7 @@ class Pool:
         cleaned up). ``on_bytes(n)`` gets byte counts as workers report them, ``on_done(op)``
         each finished op. Errors stay on the ops; the caller decides what to raise."""
         self.start()
-        batch = _Batch(self, ops, on_bytes, on_done, fail_fast)
+        batch = Batch(self, ops, on_bytes, on_done, fail_fast)
         try:
             batch.begin()
             batch.loop()
@@ -220,7 +191,7 @@ class Pool:
         """Best effort: run cleanup tasks (aborts) on fresh workers, bounded in time."""
         try:
             self.start()
-            batch = _Batch(self, [], None, None, False)
+            batch = Batch(self, [], None, None, False)
             for op, spec in specs:
                 batch.submit(op, [spec])
             batch.loop(deadline=time.monotonic() + CLEANUP_SECONDS)
@@ -273,142 +244,3 @@ def _reap(proc: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-
-
-class _Batch:
-    """The bookkeeping of one :meth:`Pool.run` call."""
-
-    def __init__(self, pool: Pool, ops, on_bytes, on_done, fail_fast: bool) -> None:
-        self.pool = pool
-        self.ops = ops
-        self.on_bytes = on_bytes
-        self.on_done = on_done
-        self.fail_fast = fail_fast
-        self.pending: deque[Task] = deque()
-        self.owner: dict[int, Op] = {}
-        self.reruns: dict[int, int] = {}
-        self.failed = False
-        self._next_refresh = time.monotonic() + CREDENTIAL_REFRESH_SECONDS
-
-    def begin(self) -> None:
-        for op in self.ops:
-            self.submit(op, op.start())
-            if op.done and self.on_done is not None:
-                self.on_done(op)
-
-    def submit(self, op: Op, specs: list[TaskSpec]) -> None:
-        for spec in specs:
-            task = Task(self.pool.new_id(), spec.kind, spec.bucket, spec.key, spec.args)
-            self.pending.append(task)
-            self.owner[task.id] = op
-
-    def loop(self, deadline: float | None = None) -> None:
-        while self.owner:
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError("cleanup deadline passed")
-            if time.monotonic() > self._next_refresh:
-                self._next_refresh = time.monotonic() + CREDENTIAL_REFRESH_SECONDS
-                self.pool.refresh_credentials()
-            self.dispatch()
-            for slot, gen, msgs in self.pool.receive(timeout=1.0):
-                workers = self.pool.workers()
-                if slot >= len(workers) or workers[slot].gen != gen:
-                    continue
-                w = workers[slot]
-                if msgs is None:
-                    self.worker_died(w)
-                    continue
-                for m in msgs:
-                    if m[0] == "p":
-                        if self.on_bytes is not None:
-                            self.on_bytes(m[1])
-                    else:
-                        self.finish(w.inflight.pop(m[1], None), m[2], m[3])
-
-    def dispatch(self) -> None:
-        if not self.pending:
-            return
-        workers = [w for w in self.pool.workers() if w.alive]
-        share = -(-len(self.pending) // max(1, len(workers)))
-        for w in workers:
-            room = min(self.pool.capacity - len(w.inflight), share)
-            if room <= 0:
-                continue
-            batch = [self.pending.popleft() for _ in range(min(room, len(self.pending)))]
-            for t in batch:
-                w.inflight[t.id] = t
-            self.pool._send(w, ("tasks", batch))
-            if not self.pending:
-                return
-
-    def finish(self, task: Task | None, value: Any, error: tuple | None) -> None:
-        if task is None:
-            return
-        op = self.owner.pop(task.id, None)
-        if op is None:
-            return
-        was_done = op.done
-        specs = op.on_result(task, value, error)
-        if self.failed:
-            for s in specs:
-                if s.kind not in CLEANUP_KINDS:
-                    _forget(op, Task(0, s.kind, s.bucket, s.key, s.args))
-            specs = [s for s in specs if s.kind in CLEANUP_KINDS]
-        self.submit(op, specs)
-        if op.done and not was_done:
-            if self.on_done is not None:
-                self.on_done(op)
-            if op.error is not None and self.fail_fast and not self.failed:
-                self.failed = True
-                self.submit_cleanup(self.cancel_all(include_inflight=False))
-
-    def submit_cleanup(self, cleanup: list[tuple[Op, TaskSpec]]) -> None:
-        for op, spec in cleanup:
-            self.submit(op, [spec])
-
-    def cancel_all(self, include_inflight: bool = False) -> list[tuple[Op, TaskSpec]]:
-        """Fail fast: drop queued tasks (except cleanup) and cancel every unfinished op;
-        return their cleanup tasks. In-flight tasks still report to their ops."""
-        self.failed = True
-        dropped = [t for t in self.pending if t.kind not in CLEANUP_KINDS]
-        self.pending = deque(t for t in self.pending if t.kind in CLEANUP_KINDS)
-        for t in dropped:
-            op = self.owner.pop(t.id, None)
-            if op is not None:
-                _forget(op, t)
-        cleanup = []
-        for op in self.ops:
-            if not op.done:
-                cleanup.extend((op, s) for s in op.cancel())
-        return cleanup
-
-    def abandon_all(self) -> list[tuple[Op, TaskSpec]]:
-        """After the workers were killed: no task will report. Every op of the batch (and
-        every op owning a queued or lost task, e.g. of a cleanup batch) is abandoned;
-        return the cleanup tasks they ask for."""
-        self.failed = True
-        ops = list(self.ops)
-        seen = {id(op) for op in ops}
-        for op in self.owner.values():
-            if id(op) not in seen:
-                seen.add(id(op))
-                ops.append(op)
-        self.owner.clear()
-        self.pending.clear()
-        cleanup = []
-        for op in ops:
-            cleanup.extend((op, s) for s in _abandon(op))
-        return cleanup
-
-    def worker_died(self, w: _Worker) -> None:
-        w.alive = False
-        orphans = list(w.inflight.values())
-        w.inflight.clear()
-        self.pool.replace(w)
-        for t in reversed(orphans):
-            n = self.reruns[t.id] = self.reruns.get(t.id, 0) + 1
-            if n > MAX_RERUNS:
-                self.finish(t, None, (0, "WorkerCrashed", "a worker died running this task "
-                                      f"{n} times", False, n))
-            else:
-                self.pending.appendleft(t._replace(args={**t.args, "rerun": n}))
