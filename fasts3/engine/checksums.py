@@ -104,17 +104,7 @@ def content_md5(body: bytes | None, fd: int | None = None, offset: int = 0,
                 length: int = 0) -> str:
     """Base64 MD5 (the ``Content-MD5`` header) of ``body``, or of ``length`` bytes of the
     open file ``fd`` from ``offset``. Raises ``OSError`` if the file is shorter."""
-    md5 = hashlib.md5(usedforsecurity=False)
-    if body is not None:
-        md5.update(body)
-    else:
-        while length:
-            chunk = os.pread(fd, min(length, _CHUNK), offset)
-            if not chunk:
-                raise OSError("local file shrank while being read")
-            md5.update(chunk)
-            offset += len(chunk)
-            length -= len(chunk)
+    md5 = _digest_of(hashlib.md5(usedforsecurity=False), body, fd, offset, length)
     return base64.b64encode(md5.digest()).decode()
 
 
