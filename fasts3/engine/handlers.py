@@ -184,11 +184,14 @@ def _retried(a: dict) -> bool:
 
 def mpu_create(tr: Transport, task: Task, progress: Progress) -> dict:
     """Start a multipart upload. args: ``headers`` (content type, metadata, encryption),
+    ``part_checksums`` (the parts will be uploaded with checksums: declare the algorithm),
     ``since`` (wall time of the first try: on a retry, uploads of this key created since then
     by lost tries are aborted, see ``orphans.py``)."""
     a = task.args
     headers = dict(a.get("headers") or {})
-    if tr.upload_checksums == "crc32":  # parts carry CRC32s; S3 wants them declared up front
+    if a.get("part_checksums") and tr.upload_checksums == "crc32":
+        # our uploaded parts carry CRC32s, and S3 wants that declared up front (copied parts
+        # do not, so copies never ask for it)
         headers["x-amz-checksum-algorithm"] = "CRC32"
     _, _, data = tr.request("POST", task.bucket, task.key, {"uploads": ""}, headers)
     upload_id = s3xml.parse_upload_id(data)

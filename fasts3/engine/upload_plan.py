@@ -58,7 +58,8 @@ class PutOp(_Op):
             return [self.spec("put", path=self.path, offset=0, length=self.size,
                               headers=self.headers)]
         self._creating_since = time.time()
-        return [self.spec("mpu_create", headers=self.headers, since=self._creating_since)]
+        return [self.spec("mpu_create", headers=self.headers, since=self._creating_since,
+                           part_checksums=True)]
 
     def _parts(self) -> list[TaskSpec]:
         specs = []
