@@ -106,3 +106,20 @@ def moto_kwargs(moto_server: LocalS3) -> dict:
     """Keyword arguments for ``fasts3.S3(...)`` pointing at ``moto_server``, progress off."""
     return dict(endpoint_url=moto_server.endpoint_url, session_vars=moto_server.session_vars(),
                 progress=False)
+
+
+@pytest.fixture
+def proxy(seaweed: LocalS3) -> Iterator[object]:
+    """A fault-injecting proxy (``tests/faultproxy.py``) in front of ``seaweed``, no faults set
+    yet; a module may override it (``via`` then uses the override)."""
+    from faultproxy import FaultProxy
+
+    with FaultProxy(seaweed.endpoint_url) as p:
+        yield p
+
+
+@pytest.fixture
+def via(proxy, seaweed: LocalS3) -> dict:
+    """``S3(...)`` keyword arguments that send every request through ``proxy``."""
+    return dict(endpoint_url=proxy.endpoint_url, session_vars=seaweed.session_vars(),
+                progress=False)

@@ -17,18 +17,6 @@ from fasts3.errors import S3AccessDenied, S3Error, S3InvalidRange, S3NotFound, S
 from fasts3.urls import local_path_for_key
 
 
-@pytest.fixture
-def proxy(seaweed):
-    with FaultProxy(seaweed.endpoint_url) as p:
-        yield p
-
-
-@pytest.fixture
-def via(proxy, seaweed):
-    return dict(endpoint_url=proxy.endpoint_url, session_vars=seaweed.session_vars(),
-                progress=False)
-
-
 def _inside(directory: str, path: str) -> bool:
     d = os.path.realpath(directory)
     return os.path.commonpath([d, os.path.realpath(path)]) == d

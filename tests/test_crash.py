@@ -21,12 +21,6 @@ from faultproxy import FaultProxy, MiB, open_uploads, partial_files, quick_confi
 from fasts3 import S3
 
 
-@pytest.fixture
-def proxy(seaweed):
-    with FaultProxy(seaweed.endpoint_url) as p:
-        yield p
-
-
 def _worker_pids(s3: S3) -> list[int]:
     return [w.proc.pid for w in s3._batches.pool().workers()]
 

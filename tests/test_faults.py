@@ -36,13 +36,6 @@ def proxy(seaweed):
         yield p
 
 
-@pytest.fixture
-def via(proxy, seaweed):
-    """``S3(...)`` keyword arguments that send every request through ``proxy``."""
-    return dict(endpoint_url=proxy.endpoint_url, session_vars=seaweed.session_vars(),
-                progress=False)
-
-
 @pytest.fixture(scope="module")
 def dataset(seaweed):
     """A bucket with 40 small objects, 2 multipart-sized ones (11 MiB, fetched in 3 ranged

@@ -81,18 +81,6 @@ def test_content_md5_of_bytes_and_file_slices(tmp_path):
 
 
 # -- end to end through the proxy --------------------------------------------------------------
-@pytest.fixture
-def proxy(seaweed):
-    with FaultProxy(seaweed.endpoint_url) as p:
-        yield p
-
-
-@pytest.fixture
-def via(proxy, seaweed):
-    return dict(endpoint_url=proxy.endpoint_url, session_vars=seaweed.session_vars(),
-                progress=False)
-
-
 def _object_gets(r) -> bool:
     return r.method == "GET" and "list-type" not in r.query and "uploads" not in r.query
 
