@@ -75,7 +75,8 @@ class Batches:
         prog = Progress(self.progress, desc, len(ops), total_bytes)
         try:
             pool.run(ops, prog.advance if prog.active else None,
-                     prog.file_done if prog.active else None)
+                     prog.file_done if prog.active else None,
+                     on_total=prog.add_total if prog.active and not total_bytes else None)
         finally:
             prog.close()
         raise_first(ops)

@@ -52,8 +52,7 @@ class Progress:
         """More bytes are known to be coming (e.g. an object's size was just learned)."""
         self.total_bytes += nbytes
         if self._bar is not None:
-            self._bar.total = self.total_bytes
-            self._bar.refresh()
+            self._bar.total = self.total_bytes  # shown at the next (rate-limited) update
 
     def advance(self, nbytes: int) -> None:
         self.bytes_done += nbytes

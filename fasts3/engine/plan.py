@@ -172,6 +172,7 @@ class GetOp(_Op):
             self.total = value["total"]
             self.start_offset = value["base"]
             self.length = value["end"] - value["base"]
+            self.learned_bytes = self.length  # for progress totals (read by the scheduler)
             if value["complete"]:
                 self.done = True
                 return []

@@ -167,12 +167,15 @@ class Pool:
         on_bytes: Callable[[int], None] | None = None,
         on_done: Callable[[Op], None] | None = None,
         fail_fast: bool = True,
+        on_total: Callable[[int], None] | None = None,
     ) -> None:
         """Run ``ops`` to completion (or, with ``fail_fast``, until the first failure has been
         cleaned up). ``on_bytes(n)`` gets byte counts as workers report them, ``on_done(op)``
-        each finished op. Errors stay on the ops; the caller decides what to raise."""
+        each finished op, ``on_total(n)`` bytes an op just learned it will move (a download's
+        size, from its first answer). Errors stay on the ops; the caller decides what to
+        raise."""
         self.start()
-        batch = Batch(self, ops, on_bytes, on_done, fail_fast)
+        batch = Batch(self, ops, on_bytes, on_done, fail_fast, on_total)
         try:
             batch.begin()
             batch.loop()

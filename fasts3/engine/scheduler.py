@@ -49,7 +49,9 @@ def _abandon(op: Any) -> list[TaskSpec]:
 class Batch:
     """The state of one ``Pool.run`` call (``pool`` is the :class:`~fasts3.engine.pool.Pool`)."""
 
-    def __init__(self, pool: Any, ops, on_bytes, on_done, fail_fast: bool) -> None:
+    def __init__(self, pool: Any, ops, on_bytes, on_done, fail_fast: bool,
+                 on_total=None) -> None:
+        self.on_total = on_total
         self.pool = pool
         self.ops = ops
         self.on_bytes = on_bytes
@@ -120,6 +122,11 @@ class Batch:
             return
         was_done = op.done
         specs = op.on_result(task, value, error)
+        learned = getattr(op, "learned_bytes", 0)
+        if learned:
+            op.learned_bytes = 0
+            if self.on_total is not None:
+                self.on_total(learned)
         if self.failed:
             for s in specs:
                 if s.kind not in CLEANUP_KINDS:
