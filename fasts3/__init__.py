@@ -16,6 +16,7 @@ from .errors import (
     S3InvalidObject,
     S3InvalidRange,
     S3NotFound,
+    S3ObjectChanged,
     S3RetriesExhausted,
     S3TransientError,
     S3URLError,
@@ -32,7 +33,7 @@ __version__ = "0.1.0"
 __all__ = [
     "S3", "S3Object", "S3GetObject", "S3PutObject", "RangeInfo", "TransferConfig",
     "S3Error", "S3NotFound", "S3AccessDenied", "S3InvalidRange", "S3URLError",
-    "S3InvalidObject", "S3TransientError", "S3RetriesExhausted",
+    "S3InvalidObject", "S3TransientError", "S3RetriesExhausted", "S3ObjectChanged",
 ]
 
 _LAZY = {

@@ -69,6 +69,11 @@ class S3InvalidObject(S3Error, TypeError):
     """A value given to ``put`` is not ``str``, ``bytes`` or a readable binary file object."""
 
 
+class S3ObjectChanged(S3Error):
+    """The object was overwritten (its ETag or size changed) while it was being read
+    (``S3.open()``, ZIP extraction); code ``ObjectChanged``, status 412 when S3 said so."""
+
+
 class S3TransientError(S3Error):
     """A failure that may succeed when retried (5xx, SlowDown, reset, short body)."""
 

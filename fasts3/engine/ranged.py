@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Any
 
-from ..errors import S3Error, S3RetriesExhausted, error_from_response
+from ..errors import S3Error, S3ObjectChanged, S3RetriesExhausted, error_from_response
 from .retry import RetryPolicy
 from .sigv4 import Signer
 from .transport import HTTPFailure, NetworkFailure, Transport
@@ -25,10 +25,6 @@ from .transport import HTTPFailure, NetworkFailure, Transport
 log = logging.getLogger("fasts3.seekable")
 
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
-
-
-class S3ObjectChanged(S3Error):
-    """The object was overwritten (its ETag or size changed) while it was being read."""
 
 
 class RangeReader:
