@@ -336,8 +336,10 @@ def _main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with srv:
         exports = "\n".join(f"export {k}={v}" for k, v in srv.env().items())
-        print(f"{srv.kind} S3 endpoint {srv.endpoint_url} (pid {srv.pid})\n{exports}\n"  # noqa: T201
-              "Ctrl-C to stop.", flush=True)
+        # The command's output proper (logging goes to stderr): endpoint and exports.
+        sys.stdout.write(f"{srv.kind} S3 endpoint {srv.endpoint_url} (pid {srv.pid})\n"
+                         f"{exports}\nCtrl-C to stop.\n")
+        sys.stdout.flush()
         try:
             while not stop.wait(0.5) and srv.running():
                 pass
