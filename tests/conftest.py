@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 from collections.abc import Iterator
 
 import pytest
+from buckets import bucket_name, scratch_bucket
 
 from fasts3.local import LocalS3, start_moto, start_seaweedfs
 
@@ -59,10 +59,9 @@ def moto_server() -> Iterator[LocalS3]:
     srv.stop()
 
 
-def _bucket_name(request: pytest.FixtureRequest) -> str:
-    """``t-<test name slug>-<random>``: valid S3 bucket name, unique, and easy to trace."""
-    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
-    return f"t-{slug}-{uuid.uuid4().hex[:10]}"
+def _slug(request: pytest.FixtureRequest) -> str:
+    """The test's name as a bucket-name fragment (easy to trace a bucket to its test)."""
+    return re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
 
 
 @pytest.fixture
@@ -71,19 +70,14 @@ def bucket(seaweed: LocalS3, request: pytest.FixtureRequest) -> Iterator[str]:
 
     SeaweedFS gives every bucket its own volume, so deleting keeps long sessions bounded.
     """
-    name = _bucket_name(request)
-    seaweed.create_bucket(name)
-    yield name
-    try:
-        seaweed.client().delete_bucket(Bucket=name)  # SeaweedFS deletes non-empty buckets
-    except Exception:  # noqa: BLE001 - cleanup is best effort; the server may be gone
-        pass
+    with scratch_bucket(seaweed, _slug(request)) as name:
+        yield name
 
 
 @pytest.fixture
 def moto_bucket(moto_server: LocalS3, request: pytest.FixtureRequest) -> str:
     """A fresh bucket on ``moto_server`` (in memory; dropped with the server)."""
-    name = _bucket_name(request)
+    name = bucket_name(_slug(request))
     moto_server.create_bucket(name)
     return name
 

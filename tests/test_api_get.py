@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import collections
 import os
-import uuid
 
 import pytest
+from buckets import scratch_bucket
 
 from fasts3 import S3, RangeInfo, S3GetObject, S3InvalidRange, S3NotFound, S3URLError
 
@@ -26,20 +26,15 @@ TREE = {  # key -> bytes; directory semantics are checked against this
 
 @pytest.fixture(scope="module")
 def bucket(seaweed):
-    name = f"t-api-get-{uuid.uuid4().hex[:10]}"
-    seaweed.create_bucket(name)
-    client = seaweed.client()
-    client.put_object(Bucket=name, Key="root/data.bin", Body=DATA,
-                      Metadata={"owner": "alice"})
-    client.put_object(Bucket=name, Key="root/a.csv", Body=CSV, ContentType="text/csv")
-    client.put_object(Bucket=name, Key="root/empty", Body=b"")
-    for key, body in TREE.items():
-        client.put_object(Bucket=name, Key="root/tree/" + key, Body=body)
-    yield name
-    try:
-        client.delete_bucket(Bucket=name)
-    except Exception:  # noqa: BLE001 - best effort
-        pass
+    with scratch_bucket(seaweed, "api-get") as name:
+        client = seaweed.client()
+        client.put_object(Bucket=name, Key="root/data.bin", Body=DATA,
+                          Metadata={"owner": "alice"})
+        client.put_object(Bucket=name, Key="root/a.csv", Body=CSV, ContentType="text/csv")
+        client.put_object(Bucket=name, Key="root/empty", Body=b"")
+        for key, body in TREE.items():
+            client.put_object(Bucket=name, Key="root/tree/" + key, Body=body)
+        yield name
 
 
 @pytest.fixture(scope="module")

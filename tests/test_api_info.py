@@ -4,28 +4,24 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 
 import pytest
+from buckets import scratch_bucket
 
 from fasts3 import S3, S3NotFound, S3PutObject
 
 
 @pytest.fixture(scope="module")
 def root(seaweed):
-    name = f"t-api-info-{uuid.uuid4().hex[:10]}"
-    seaweed.create_bucket(name)
-    client = seaweed.client()
-    client.put_object(Bucket=name, Key="root/a.json", Body=b'{"a": 1}',
-                      ContentType="application/json", Metadata={"owner": "alice", "n": "1"})
-    client.put_object(Bucket=name, Key="root/mf", Body=b"metaflow",
-                      Metadata={"metaflow-user-attributes": json.dumps({"x": "y", "n": 2})})
-    client.put_object(Bucket=name, Key="root/empty", Body=b"")
-    yield f"s3://{name}/root"
-    try:
-        client.delete_bucket(Bucket=name)
-    except Exception:  # noqa: BLE001 - best effort
-        pass
+    with scratch_bucket(seaweed, "api-info") as name:
+        client = seaweed.client()
+        client.put_object(Bucket=name, Key="root/a.json", Body=b'{"a": 1}',
+                          ContentType="application/json",
+                          Metadata={"owner": "alice", "n": "1"})
+        client.put_object(Bucket=name, Key="root/mf", Body=b"metaflow",
+                          Metadata={"metaflow-user-attributes": json.dumps({"x": "y", "n": 2})})
+        client.put_object(Bucket=name, Key="root/empty", Body=b"")
+        yield f"s3://{name}/root"
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,8 @@ plus a sibling ``a_other`` that must never show up under ``a``)."""
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
+from buckets import scratch_bucket
 
 from fasts3 import S3
 
@@ -22,16 +21,11 @@ TREE = {
 
 @pytest.fixture(scope="module")
 def root(seaweed):
-    name = f"t-api-list-{uuid.uuid4().hex[:10]}"
-    seaweed.create_bucket(name)
-    client = seaweed.client()
-    for key, body in TREE.items():
-        client.put_object(Bucket=name, Key="root/" + key, Body=body)
-    yield f"s3://{name}/root"
-    try:
-        client.delete_bucket(Bucket=name)
-    except Exception:  # noqa: BLE001 - best effort
-        pass
+    with scratch_bucket(seaweed, "api-list") as name:
+        client = seaweed.client()
+        for key, body in TREE.items():
+            client.put_object(Bucket=name, Key="root/" + key, Body=body)
+        yield f"s3://{name}/root"
 
 
 def _kwargs(seaweed, tmp_path_factory):

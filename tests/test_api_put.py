@@ -10,19 +10,15 @@ import os
 import uuid
 
 import pytest
+from buckets import scratch_bucket
 
 from fasts3 import S3, S3InvalidObject, S3NotFound, S3PutObject, S3URLError
 
 
 @pytest.fixture(scope="module")
 def bucket(seaweed):
-    name = f"t-api-put-{uuid.uuid4().hex[:10]}"
-    seaweed.create_bucket(name)
-    yield name
-    try:
-        seaweed.client().delete_bucket(Bucket=name)
-    except Exception:  # noqa: BLE001 - best effort
-        pass
+    with scratch_bucket(seaweed, "api-put") as name:
+        yield name
 
 
 @pytest.fixture(scope="module")

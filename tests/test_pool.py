@@ -9,9 +9,9 @@ import hashlib
 import os
 import random
 import stat
-import uuid
 
 import pytest
+from buckets import scratch_bucket
 
 from fasts3 import S3, S3Error, S3GetObject, S3TransientError, TransferConfig
 
@@ -22,13 +22,8 @@ BIG = 11 * MiB + 12345  # three parts of 5 MiB: 5 + 5 + 1.01
 
 @pytest.fixture(scope="module")
 def bucket(seaweed):
-    name = f"t-pool-{uuid.uuid4().hex[:10]}"
-    seaweed.create_bucket(name)
-    yield name
-    try:
-        seaweed.client().delete_bucket(Bucket=name)
-    except Exception:  # noqa: BLE001 - best effort
-        pass
+    with scratch_bucket(seaweed, "pool") as name:
+        yield name
 
 
 def _kwargs(seaweed, tmproot, **extra):
