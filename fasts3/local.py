@@ -78,6 +78,24 @@ class LocalS3:
         """True while the server process is alive."""
         return self._proc is not None and self._proc.poll() is None
 
+    def wait(self) -> bool:
+        """Block until Ctrl-C, SIGTERM (main thread only) or the server exits on its own.
+        Returns False if the server died, True if it was asked to stop. The previous SIGTERM
+        handler is restored."""
+        stop = threading.Event()
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            while not stop.wait(0.5) and self.running():
+                pass
+        except KeyboardInterrupt:
+            return True
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+        return stop.is_set() or self.running()
+
     def session_vars(self) -> dict[str, str]:
         """Keyword arguments for ``boto3.session.Session`` (and fasts3's ``session_vars=``)."""
         return {"aws_access_key_id": self.access_key, "aws_secret_access_key": self.secret_key,
@@ -332,20 +350,13 @@ def _main(argv: Sequence[str] | None = None) -> int:
     srv = start_seaweedfs(opts.data_dir) if opts.kind == "seaweedfs" else start_moto()
     for name in opts.bucket:
         srv.create_bucket(name)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with srv:
         exports = "\n".join(f"export {k}={v}" for k, v in srv.env().items())
         # The command's output proper (logging goes to stderr): endpoint and exports.
         sys.stdout.write(f"{srv.kind} S3 endpoint {srv.endpoint_url} (pid {srv.pid})\n"
                          f"{exports}\nCtrl-C to stop.\n")
         sys.stdout.flush()
-        try:
-            while not stop.wait(0.5) and srv.running():
-                pass
-        except KeyboardInterrupt:
-            pass
-        if not srv.running():
+        if not srv.wait():
             log.error("server exited unexpectedly:\n%s",
                       tail(os.path.join(srv.data_dir or ".", "server.log")))
             return 1

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
-import threading
 
 from .common import EXIT_ERROR, EXIT_OK, Filters, Output, UsageError, is_s3, open_client
 from .expand import expand_s3
@@ -40,8 +38,6 @@ def cmd_server(args: argparse.Namespace, out: Output) -> int:
     except local.LocalS3Error as e:
         out.error({"error": str(e), "code": "ServerFailed"}, str(e))
         return EXIT_ERROR
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with srv:
         for name in args.bucket:
             srv.create_bucket(name)
@@ -68,14 +64,7 @@ def cmd_server(args: argparse.Namespace, out: Output) -> int:
             ]
             sys.stdout.write("\n".join(lines) + "\n")
         sys.stdout.flush()
-        try:
-            while not stop.wait(0.5) and srv.running():
-                pass
-        except KeyboardInterrupt:
-            pass
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-        if not srv.running() and not stop.is_set():
+        if not srv.wait():
             out.error({"error": "server exited", "code": "ServerExited"},
                       f"the {srv.kind} server exited unexpectedly (log: {srv.data_dir})")
             return EXIT_ERROR
