@@ -3,28 +3,32 @@ pool and wraps the results in :class:`~fasts3.objects.S3Object` (Metaflow-compat
 
 from __future__ import annotations
 
-import itertools
-import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any, Literal
 
-from .batch import Batches
 from .config import TransferConfig
-from .engine.plan import GetOp, HeadOp, ListOp
+from .downloads import get_op
+from .engine.engine import Engine
+from .engine.listing import Listed, directory_request, run_listings
+from .engine.plan import GetOp, HeadOp
 from .engine.upload_plan import PutOp
-from .errors import S3Error, S3InvalidObject, S3URLError
+from .errors import S3InvalidObject, S3URLError
 from .headers import info_of
 from .objects import RangeInfo, S3GetObject, S3Object, S3PutObject
 from .runroot import run_root
 from .uploads import BAD_VALUE, build_put_op, put_item
-from .urls import key_of, make_root, resolve, split_url, temp_name
+from .urls import key_of, make_root, resolve, split_url
 
-log = logging.getLogger("fasts3")
+if TYPE_CHECKING:
+    from .seekable import S3File
 
-KeyLike = str | S3GetObject | Any
+KeyLike = str | S3GetObject | None
+"""A key relative to the root (or a full ``s3://`` URL without one), an
+:class:`~fasts3.S3GetObject`, or ``None`` for the root itself."""
+PutValue = str | bytes | IO[bytes]
+"""What ``put`` uploads: ``str`` (as UTF-8), ``bytes``, or a readable binary file."""
+PathLike = str | os.PathLike
 
 
 class S3:
@@ -78,16 +82,11 @@ class S3:
             bucket = prefix = None
         self._root = make_root(s3root, bucket, prefix)
         self._config = config or TransferConfig.from_env()
-        self._encryption = encryption or ("aws:kms" if kms_key_id else None)
-        self._kms_key_id = kms_key_id
-        self._storage_class = storage_class
-        os.makedirs(tmproot, exist_ok=True)
-        self._tmpdir: str | None = tempfile.mkdtemp(prefix="fasts3.", dir=tmproot)
-        self._serial = itertools.count()
-        self._batches = Batches(self._config, progress, dict(
+        self._engine = Engine.from_options(self._config, progress, tmproot, dict(
             endpoint_url=endpoint_url, role=role, session_vars=session_vars,
             client_params=client_params, region=region, profile=profile, anonymous=anonymous,
-            requester_pays=requester_pays, addressing_style=addressing_style))
+            requester_pays=requester_pays, addressing_style=addressing_style,
+            encryption=encryption, kms_key_id=kms_key_id, storage_class=storage_class))
 
     # -- lifecycle ---------------------------------------------------------------------
     def __enter__(self) -> S3:
@@ -103,48 +102,23 @@ class S3:
             pass
 
     def close(self) -> None:
-        """Stop the workers and delete the temp directory (and every downloaded file)."""
-        batches = getattr(self, "_batches", None)
-        if batches is not None:
-            batches.close()
-        tmpdir, self._tmpdir = getattr(self, "_tmpdir", None), None
-        if tmpdir:
-            shutil.rmtree(tmpdir, ignore_errors=True)
+        """Stop the workers and delete the temp directory (and every downloaded file).
+        Idempotent."""
+        engine = getattr(self, "_engine", None)
+        if engine is not None:
+            engine.close()
 
     @property
     def tmpdir(self) -> str:
-        """The temp directory holding downloads (removed on close)."""
-        if self._tmpdir is None:
-            raise S3Error("This S3 client is closed", code="Closed")
-        return self._tmpdir
+        """The absolute temp directory holding downloads (removed on close)."""
+        return self._engine.tmpdir
 
     # -- helpers -----------------------------------------------------------------------
     def _url(self, key: str | None) -> str:
         return resolve(self._root, key)
 
-    def _new_paths(self, key: str) -> tuple[str, str]:
-        name = temp_name(next(self._serial), key)
-        return os.path.join(self.tmpdir, name), os.path.join(self.tmpdir, "." + name + ".part")
-
-    def _get_op(self, item: KeyLike, return_missing: bool, url: str | None = None) -> GetOp:
-        key = key_of(item)
-        rng = None
-        if not isinstance(item, str) and item is not None:
-            req = S3GetObject(key or "", getattr(item, "offset", 0) or 0,
-                              getattr(item, "length", None), getattr(item, "version_id", None))
-            if req.offset or req.length is not None:
-                rng = (req.offset, req.length)
-            version = req.version_id
-        else:
-            version = None
-        if url is None:
-            url = self._url(key)
-        bucket, okey = split_url(url)
-        if not okey:
-            raise S3URLError("A bucket is not an object; give a key", url=url)
-        final, temp = self._new_paths(okey)
-        return GetOp(url, bucket, okey, final, temp, self._config.part_size, rng,
-                     return_missing, version)
+    def _get_op(self, item: KeyLike, return_missing: bool) -> GetOp:
+        return get_op(self._engine, self._url(key_of(item)), item, return_missing)
 
     def _get_result(self, op: GetOp, return_info: bool) -> S3Object:
         if op.missing:
@@ -174,52 +148,36 @@ class S3:
         """Download many objects (or ranges) in parallel; results in input order. Keys may
         repeat. Every key is validated before any request is sent."""
         ops = [self._get_op(k, return_missing) for k in keys]
-        self._batches.run(ops, "get")
+        self._engine.run(ops, "get")
         return [self._get_result(op, return_info) for op in ops]
 
-    def _expand(self, keys: Iterable[str | None], recursive: bool) -> list[tuple[str, list]]:
+    def _expand(self, keys: Iterable[KeyLike], recursive: bool) -> list[tuple[str, list[Listed]]]:
         """List each key as a directory (``key/``); with ``recursive``, a key that is itself
-        an object is included. Returns ``[(listed_url, [(url, size, mtime, etag)])]``."""
-        plans = []
-        ops: list[Any] = []
-        for item in keys:
-            url = resolve(self._root, key_of(item), allow_bucket=True)
-            bucket, okey = split_url(url)
-            prefix = okey.rstrip("/") + "/" if okey else ""
-            lop = ListOp(url, bucket, prefix, None if recursive else "/")
-            hop = _Probe(url, bucket, okey, return_missing=True) \
-                if recursive and okey and not okey.endswith("/") else None
-            ops.extend(op for op in (lop, hop) if op is not None)
-            plans.append((url, bucket, lop, hop))
-        self._batches.run(ops, "list")
-        for _, _, _, hop in plans:
-            if hop is not None and hop.probe_error is not None:
-                raise hop.probe_error
+        an object is included. Returns ``[(listed_url, found)]``; without ``recursive``
+        ``found`` holds objects and prefixes (``size=None``) sorted by URL."""
+        requests = [directory_request(resolve(self._root, key_of(k), allow_bucket=True),
+                                      recursive) for k in keys]
+        run_listings(self._engine, requests)
         out = []
-        for url, bucket, lop, hop in plans:
-            found = []
-            if hop is not None and hop.result is not None:
-                h = hop.result
-                found.append((url, int(h.get("content-length", 0)), info_of(h)["last_modified"],
-                              (h.get("etag") or "").strip('"')))
-            base = f"s3://{bucket}/"
-            found.extend((base + k, size, mtime, etag) for k, size, mtime, etag in lop.objects
-                         if not k.endswith("/"))
+        for req in requests:
+            found = [req.found_self] if req.found_self is not None else []
+            found.extend(req.objects)
             if not recursive:
-                found.extend((base + p, None, None, None) for p in lop.prefixes)
-                found.sort(key=lambda e: e[0])
-            out.append((url, found))
+                found.extend(req.prefixes)
+                found.sort(key=lambda e: e.url)
+            out.append((req.url, found))
         return out
 
-    def get_recursive(self, keys: Iterable[str], return_info: bool = False) -> list[S3Object]:
+    def get_recursive(self, keys: Iterable[KeyLike],
+                      return_info: bool = False) -> list[S3Object]:
         """Download every object under each key taken as a directory (``log`` covers
         ``log/x``, never ``log_other/x``); a key that is itself an object returns it.
         Result keys are relative to the root."""
-        urls = [u for _, found in self._expand(keys, True) for u, *_ in found]
+        urls = [e.url for _, found in self._expand(keys, True) for e in found]
         # Listed URLs are fetched as they are: re-resolving them as keys relative to the root
         # would drop the leading "/" of a key such as "root//x" and fetch another object.
-        ops = [self._get_op(u, False, url=u) for u in urls]
-        self._batches.run(ops, "get")
+        ops = [get_op(self._engine, u) for u in urls]
+        self._engine.run(ops, "get")
         return [self._get_result(op, return_info) for op in ops]
 
     def get_all(self, return_info: bool = False) -> list[S3Object]:
@@ -229,33 +187,34 @@ class S3:
         return self.get_recursive([None], return_info)
 
     # -- listing -----------------------------------------------------------------------
-    def list_paths(self, keys: Iterable[str] | None = None) -> list[S3Object]:
+    def list_paths(self, keys: Iterable[KeyLike] | None = None) -> list[S3Object]:
         """One level under each key: objects (``exists=True``, size known) and prefixes
         (``exists=False``). ``key`` is relative to the listed key."""
         return self._listing(keys, recursive=False)
 
-    def list_recursive(self, keys: Iterable[str] | None = None) -> list[S3Object]:
+    def list_recursive(self, keys: Iterable[KeyLike] | None = None) -> list[S3Object]:
         """Every object under each key (a key that is itself an object is included)."""
         return self._listing(keys, recursive=True)
 
-    def _listing(self, keys, recursive: bool) -> list[S3Object]:
+    def _listing(self, keys: Iterable[KeyLike] | None, recursive: bool) -> list[S3Object]:
         if keys is None:
             if self._root is None:
                 raise S3URLError("Listing without keys needs an S3 root")
             keys = [None]
         result = []
         for listed, found in self._expand(keys, recursive):
-            for url, size, mtime, etag in found:
-                result.append(S3Object(url, listed, size=size, exists=size is not None,
-                                       last_modified=mtime, etag=etag))
+            for e in found:
+                result.append(S3Object(e.url, listed, size=e.size, exists=e.size is not None,
+                                       last_modified=e.mtime, etag=e.etag))
         return result
 
     # -- metadata ----------------------------------------------------------------------
-    def info(self, key: str | None = None, return_missing: bool = False) -> S3Object:
+    def info(self, key: KeyLike = None, return_missing: bool = False) -> S3Object:
         """HEAD one object: size, metadata, content type, last modified; no download."""
         return self.info_many([key], return_missing)[0]
 
-    def info_many(self, keys: Iterable[str], return_missing: bool = False) -> list[S3Object]:
+    def info_many(self, keys: Iterable[KeyLike],
+                  return_missing: bool = False) -> list[S3Object]:
         """HEAD many objects in parallel; results in input order."""
         ops = []
         for item in keys:
@@ -265,7 +224,7 @@ class S3:
                 raise S3URLError("A bucket is not an object; give a key", url=url)
             ops.append(HeadOp(url, bucket, okey, return_missing,
                               getattr(item, "version_id", None)))
-        self._batches.run(ops, "info")
+        self._engine.run(ops, "info")
         out = []
         for op in ops:
             if op.result is None:
@@ -276,26 +235,28 @@ class S3:
         return out
 
     # -- uploads -----------------------------------------------------------------------
-    def put(self, key: str, obj: str | bytes | Any, overwrite: bool = True,
-            content_type: str | None = None, metadata: dict[str, str] | None = None) -> str:
+    def put(self, key: str | S3PutObject, obj: PutValue, overwrite: bool = True,
+            content_type: str | None = None, metadata: dict[str, Any] | None = None) -> str:
         """Upload ``obj`` (``str`` as UTF-8, ``bytes``, or a readable binary file) to ``key``;
         return its URL (also when ``overwrite=False`` left an existing object alone).
         Anything else (``None`` included) raises :class:`S3InvalidObject` naming the URL."""
-        key = key_of(key)
-        url = self._url(key)
+        name = key_of(key) or ""
+        url = self._url(name)
         if obj is None:
             raise S3InvalidObject(BAD_VALUE.format("NoneType"), url=url)
-        item = S3PutObject(key, value=obj, content_type=content_type, metadata=metadata)
+        item = S3PutObject(name, value=obj, content_type=content_type, metadata=metadata)
         self._put_items([item], overwrite)
         return url
 
-    def put_many(self, key_objs: Iterable[Any], overwrite: bool = True) -> list[tuple[str, str]]:
+    def put_many(self, key_objs: Iterable[tuple[str, PutValue] | S3PutObject],
+                 overwrite: bool = True) -> list[tuple[str, str]]:
         """Upload many values: ``(key, obj)`` pairs or :class:`S3PutObject`. Returns
         ``[(key, url)]`` of what was uploaded, in input order."""
         items = [put_item(o, "value", self._url) for o in key_objs]
         return self._put_items(items, overwrite)
 
-    def put_files(self, key_paths: Iterable[Any], overwrite: bool = True) -> list[tuple[str, str]]:
+    def put_files(self, key_paths: Iterable[tuple[str, PathLike] | S3PutObject],
+                  overwrite: bool = True) -> list[tuple[str, str]]:
         """Upload local files: ``(key, path)`` pairs or :class:`S3PutObject` with ``path``. A
         missing file raises :class:`S3NotFound` before anything is sent."""
         items = [put_item(o, "path", self._url) for o in key_paths]
@@ -306,7 +267,7 @@ class S3:
         try:
             for item in items:
                 ops.append(self._put_op(item, overwrite))
-            self._batches.run(ops, "put", total_bytes=sum(op.size for op in ops))
+            self._engine.run(ops, "put", total_bytes=sum(op.size for op in ops))
         finally:
             # Values staged in the temp root are only needed while they upload: without this
             # every large put kept a full copy on disk until the context closed.
@@ -319,40 +280,59 @@ class S3:
         return [(item.key, op.url) for item, op in zip(items, ops, strict=True) if op.uploaded]
 
     def _put_op(self, item: Any, overwrite: bool) -> PutOp:
-        return build_put_op(item, overwrite, self._url, self._config,
-                            (self._encryption, self._kms_key_id, self._storage_class),
-                            lambda key: self._new_paths(key)[1])
+        return build_put_op(self._engine, item, overwrite, self._url)
 
     # -- more capabilities, each in its own module -------------------------------------
-    def open(self, key: str, **options: Any) -> Any:
-        """A read-only, seekable binary file over one object (see ``fasts3.seekable``)."""
+    def open(
+        self,
+        key: str,
+        *,
+        block_size: int = 256 * 1024,
+        cache_size: int = 64 * 1024 * 1024,
+        readahead: int = 16 * 1024 * 1024,
+        readahead_ratio: float = 1 / 16,
+        threads: int = 4,
+        initial: Literal["head", "tail"] = "head",
+        version_id: str | None = None,
+    ) -> S3File:
+        """A read-only, seekable binary file over one object, backed by ranged GETs pinned
+        to its ETag (see :func:`fasts3.seekable.open_object` for the options and errors)."""
         from .seekable import open_object
 
-        return open_object(self, key, **options)
+        return open_object(self._engine, self._url(key), block_size=block_size,
+                           cache_size=cache_size, readahead=readahead,
+                           readahead_ratio=readahead_ratio, threads=threads, initial=initial,
+                           version_id=version_id)
 
-    def delete_many(self, keys: Iterable[str], **options: Any) -> Any:
-        """Delete objects in batches of 1000 (see ``fasts3.manage``)."""
-        from .manage import delete_many
+    def delete_many(self, keys: Iterable[KeyLike]) -> list[str]:
+        """Delete objects, one DeleteObjects request per 1000 keys of a bucket, all in
+        parallel (see :func:`fasts3.manage.delete_urls`). Deleting a missing key succeeds.
+        Returns the URLs deleted, in input order; raises the first per-key failure as a typed
+        :class:`~fasts3.errors.S3Error` after every batch has run. Every key is validated
+        before any request is sent."""
+        from .manage import delete_urls
 
-        return delete_many(self, keys, **options)
+        urls = [self._url(key_of(k)) for k in keys]
+        failed = [e for _, e in delete_urls(self._engine, urls) if e is not None]
+        if failed:
+            raise failed[0]
+        return urls
 
-    def copy_many(self, pairs: Iterable[Any], **options: Any) -> Any:
-        """Server-side copies (see ``fasts3.manage``)."""
-        from .manage import copy_many
+    def copy_many(self, pairs: Iterable[tuple[KeyLike, KeyLike]], overwrite: bool = True,
+                  multipart_threshold: int | None = None,
+                  part_size: int | None = None) -> list[tuple[str, str]]:
+        """Server-side copies of ``(source, destination)`` pairs (the bytes never leave S3).
 
-        return copy_many(self, pairs, **options)
+        A source may be an :class:`~fasts3.S3GetObject` with ``version_id`` to copy that
+        version. Sources of at least ``multipart_threshold`` bytes (default and most useful
+        value: S3's 5 GiB CopyObject limit) are copied with UploadPartCopy in parts of
+        ``part_size`` bytes (default 256 MiB, at least 5 MiB). The copy keeps the source's
+        content type and metadata; this client's encryption, KMS key and storage class apply
+        to the new objects. With ``overwrite=False`` an existing destination is left alone.
+        Returns ``[(source_url, destination_url)]`` of what was copied, in input order;
+        raises the first failure as a typed :class:`~fasts3.errors.S3Error`."""
+        from .manage import copy_urls
 
-
-class _Probe(HeadOp):
-    """The HEAD that tells whether a key listed recursively is itself an object. Its failure
-    never cancels the batch: it is kept in ``probe_error`` and raised only if the listings
-    succeeded, so a listing's error (which names the S3 code; a HEAD answer has no body) is
-    the one reported, whichever request failed first."""
-
-    probe_error: S3Error | None = None
-
-    def on_result(self, task: Any, value: Any, error: tuple | None) -> list:
-        specs = super().on_result(task, value, error)
-        if self.error is not None and self.error.code != "Cancelled":
-            self.probe_error, self.error = self.error, None
-        return specs
+        items = [(self._url(key_of(src)), self._url(key_of(dst)), None,
+                  getattr(src, "version_id", None)) for src, dst in pairs]
+        return copy_urls(self._engine, items, overwrite, multipart_threshold, part_size)

@@ -132,7 +132,7 @@ class S3Object:
         content_type: str | None = None,
         metadata: dict[str, str] | None = None,
         range_info: RangeInfo | None = None,
-        last_modified: int | None = None,
+        last_modified: float | None = None,
         encryption: str | None = None,
         has_info: bool = False,
         version_id: str | None = None,
@@ -225,7 +225,7 @@ class S3Object:
         return self._range_info
 
     @property
-    def last_modified(self) -> int | None:
+    def last_modified(self) -> float | None:
         """Last modification time in epoch seconds, or ``None`` if not known."""
         return self._last_modified
 

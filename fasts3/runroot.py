@@ -19,7 +19,7 @@ def datatools_root() -> str:
         "METAFLOW_DATATOOLS_S3ROOT")
     if not root:
         try:
-            from metaflow.metaflow_config import DATATOOLS_S3ROOT  # type: ignore
+            from metaflow.metaflow_config import DATATOOLS_S3ROOT
 
             root = DATATOOLS_S3ROOT
         except ImportError:
@@ -38,10 +38,10 @@ def _is_flowspec(obj: Any) -> bool:
 
 def _current_flow_and_run() -> tuple[str, str]:
     try:
-        from metaflow import current  # type: ignore
+        from metaflow import current
 
         if current.is_running_flow:
-            return current.flow_name, str(current.run_id)
+            return str(current.flow_name), str(current.run_id)
     except ImportError:
         pass
     raise S3URLError("S3(run=...) needs a Metaflow Run, or a FlowSpec inside a running flow")

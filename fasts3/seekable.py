@@ -6,8 +6,8 @@ with every ``whence``, ``tell``, ``close``, context manager), so ``io.BufferedRe
 
 * **Transport.** Reads are latency bound, so they are served in *this* process: a
   :class:`~fasts3.engine.ranged.RangeReader` (its own
-  :class:`~fasts3.engine.transport.Transport`, built from the S3 context's endpoint and
-  refreshed credentials) does the ranged GETs, with a few threads for concurrent chunks.
+  :class:`~fasts3.engine.transport.Transport`, made by the engine with its endpoint and
+  credentials source) does the ranged GETs, with a few threads for concurrent chunks.
   This is the one documented exception to ``api -> plan -> pool -> worker -> transport``: a
   round trip through a worker process would add latency to every cache miss and buys nothing
   for single requests.
@@ -40,11 +40,14 @@ import operator
 from bisect import bisect_right, insort
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .engine.ranged import RangeReader, S3ObjectChanged
 from .errors import S3Error, S3URLError
 from .urls import split_url
+
+if TYPE_CHECKING:
+    from .engine.engine import Engine
 
 log = logging.getLogger("fasts3.seekable")
 
@@ -56,8 +59,8 @@ __all__ = ["S3File", "S3ObjectChanged", "open_object"]
 
 
 def open_object(
-    s3: Any,
-    key: str,
+    engine: Engine,
+    url: str,
     *,
     block_size: int = 256 * KiB,
     cache_size: int = 64 * MiB,
@@ -67,7 +70,7 @@ def open_object(
     initial: Literal["head", "tail"] = "head",
     version_id: str | None = None,
 ) -> S3File:
-    """Open ``key`` (relative to the S3 root, or a full URL without one) for reading.
+    """Open the object at ``url`` (``s3://bucket/key``) for reading (``S3.open``).
 
     Args:
         block_size: bytes per cache-miss request (aligned blocks), >= 1 KiB.
@@ -85,7 +88,6 @@ def open_object(
         S3NotFound: the object does not exist. S3URLError: a bad key or option.
         S3Error: other failures of the first request (see :mod:`fasts3.errors`).
     """
-    url = s3._url(key)
     bucket, okey = split_url(url)
     if not okey:
         raise S3URLError("A bucket is not an object; give a key", url=url)
@@ -95,7 +97,7 @@ def open_object(
     if not 0 < readahead_ratio <= 1 or initial not in ("head", "tail"):
         raise S3URLError("open(): need 0 < readahead_ratio <= 1 and initial in "
                          "('head', 'tail')", url=url)
-    fetcher = RangeReader(s3._batches.connection, s3._config, url, bucket, okey, version_id)
+    fetcher = engine.range_reader(url, bucket, okey, version_id)
     start, data = fetcher.first(block_size, initial == "tail")
     return S3File(fetcher, start, data, block_size=block_size, cache_size=cache_size,
                   readahead=min(readahead, cache_size // 2), readahead_ratio=readahead_ratio,

@@ -15,16 +15,18 @@ import os
 import shutil
 import stat
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import content_types
-from .config import TransferConfig
 from .engine.upload_plan import PutOp
 from .errors import S3Error, S3InvalidObject, S3NotFound, S3URLError
 from .headers import put_headers
 from .objects import S3PutObject
 from .session import upload_headers
 from .urls import split_url
+
+if TYPE_CHECKING:
+    from .engine.engine import Engine
 
 BAD_VALUE = "Cannot upload a {}: give str, bytes or a readable binary file object"
 TEXT_FILE = "File objects given to put must be readable and opened in binary mode"
@@ -50,18 +52,17 @@ def put_item(o: Any, field: str, url_of: Callable[[str], str]) -> Any:
 
 
 def build_put_op(
+    engine: Engine,
     item: Any,
     overwrite: bool,
     url_of: Callable[[str], str],
-    config: TransferConfig,
-    options: tuple[str | None, str | None, str | None],
-    stage_path: Callable[[str], str],
 ) -> PutOp:
-    """The op uploading ``item``. ``options`` is ``(encryption, kms_key_id, storage_class)``
-    of the client; ``stage_path(key)`` gives a fresh temp-root path for staged values.
-    Raises :class:`S3URLError`, :class:`S3NotFound` (missing local file) or
-    :class:`S3InvalidObject` before anything is sent."""
-    encryption, kms_key_id, storage_class = options
+    """The op uploading ``item`` with the engine's config and upload options (encryption,
+    KMS key, storage class); values to stage go to the engine's temp directory. ``url_of``
+    resolves the item's key. Raises :class:`S3URLError`, :class:`S3NotFound` (missing local
+    file) or :class:`S3InvalidObject` before anything is sent."""
+    config = engine.config
+    encryption, kms_key_id, storage_class = engine.uploads
     url = url_of(item.key)
     bucket, okey = split_url(url)
     if not okey:
@@ -84,7 +85,8 @@ def build_put_op(
         size = st.st_size
     else:
         body, path, size = stage_value(getattr(item, "value", None), url,
-                                       config.inline_put_limit, lambda: stage_path(okey))
+                                       config.inline_put_limit,
+                                       lambda: engine.new_paths(okey)[1])
     multipart = config.upload_part_size(size) if path and size >= config.multipart_threshold \
         else None
     return PutOp(url, bucket, okey, size, headers, body=body, path=path,

@@ -39,7 +39,7 @@ from typing import Any
 
 from .errors import S3Error, S3NotFound, S3URLError
 from .objects import S3GetObject
-from .seekable import S3File, S3ObjectChanged, open_object
+from .seekable import S3File, S3ObjectChanged
 from .urls import local_path_for_key
 
 log = logging.getLogger("fasts3.zip")
@@ -79,11 +79,12 @@ class S3ZipFile(zipfile.ZipFile):
 def open_zip(s3: Any, key: str, **open_options: Any) -> S3ZipFile:
     """Open the archive at ``key`` for reading members with the ``zipfile`` API.
 
-    ``open_options`` go to :func:`fasts3.seekable.open_object` (default ``initial="tail"``).
+    ``open_options`` go to ``s3.open`` (see :func:`fasts3.seekable.open_object`; default
+    ``initial="tail"``).
     Raises :class:`S3BadZipFile` (not a ZIP, truncated) naming the URL, ``S3NotFound``.
     """
     open_options.setdefault("initial", "tail")
-    f = open_object(s3, key, **open_options)
+    f = s3.open(key, **open_options)
     try:
         zf = S3ZipFile(f)
     except S3Error:

@@ -48,7 +48,7 @@ wanted_stamp() {
 CHECK_IMPORTS='import importlib.metadata as md, boto3, pytest, pytest_timeout, moto.server
 md.version("fasts3")'
 installed() {
-    [ -x "$VENV_PY" ] && [ -x .venv/bin/ruff ] && [ -x .venv/bin/weed ] && [ -f "$STAMP" ] \
+    [ -x "$VENV_PY" ] && [ -x .venv/bin/ruff ] && [ -x .venv/bin/mypy ] && [ -x .venv/bin/weed ] && [ -f "$STAMP" ] \
         && [ "$(cat "$STAMP")" = "$(wanted_stamp)" ] \
         && "$VENV_PY" -c "$CHECK_IMPORTS" >/dev/null 2>&1
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Lint and test fasts3: ./scripts/test.sh [pytest args...]
+# Lint, type-check and test fasts3: ./scripts/test.sh [pytest args...]
 #
 # Installs .venv first (./scripts/setup.sh --no-demo) if it is missing or out of date.
 # Exits non-zero if ruff or pytest fails, and also if pytest ran no test at all.
@@ -16,6 +16,9 @@ for d in fasts3 tests bench scripts; do
 done
 echo "==> ruff check ${lint_dirs[*]}"
 .venv/bin/ruff check "${lint_dirs[@]}"
+
+echo "==> mypy fasts3"
+.venv/bin/mypy
 
 echo "==> pytest -q $*"
 rc=0

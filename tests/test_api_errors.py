@@ -171,7 +171,7 @@ def test_bad_urls_fail_before_any_request(seaweed, tmp_path_factory, root):
             with pytest.raises(S3URLError) as e:
                 call()
             assert isinstance(e.value, ValueError) and e.value.url
-        assert fresh._batches._pool is None  # no worker was ever needed
+        assert fresh._engine.pool is None  # no worker was ever needed
     with pytest.raises(S3URLError):
         S3(s3root="/not/s3", tmproot=str(tmp_path_factory.mktemp("errors")))
 

@@ -22,7 +22,7 @@ from fasts3 import S3
 
 
 def _worker_pids(s3: S3) -> list[int]:
-    return [w.proc.pid for w in s3._batches.pool().workers()]
+    return [w.proc.pid for w in s3._engine.pool.workers()]
 
 
 def _kill_when(proxy: FaultProxy, s3: S3, requests: int, killed: list,
@@ -109,7 +109,7 @@ def test_replacement_worker_gets_current_credentials(moto_server, moto_bucket):
             killed: list = []
 
             def rotate():  # what a refresh of temporary credentials does mid-batch
-                s3._batches.connection._creds.access_key = "ROTATEDKEY"
+                s3._engine.connection._creds.access_key = "ROTATEDKEY"
 
             t = _kill_when(proxy, s3, 4, killed, before=rotate)
             objs = s3.get_many(list(data))

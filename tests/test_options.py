@@ -173,7 +173,7 @@ def test_assume_role_through_sts_refreshes(moto_server, moto_bucket, moto_kwargs
             "DurationSeconds": 900}  # inside botocore's refresh window: refresh each time
     with S3(s3root=f"s3://{moto_bucket}", role=role, **moto_kwargs) as s3:
         s3.put("a", "one")
-        conn = s3._batches.connection
+        conn = s3._engine.connection
         first = conn.credentials()
         assert first.access_key.startswith("ASIA") and first.token
         assert first.access_key != moto_server.access_key
@@ -187,4 +187,4 @@ def test_role_as_arn_string(moto_server, moto_bucket, moto_kwargs, monkeypatch):
     with S3(s3root=f"s3://{moto_bucket}", role="arn:aws:iam::123456789012:role/r",
             **moto_kwargs) as s3:
         s3.put("b", "two")
-        assert s3._batches.connection.credentials().access_key.startswith("ASIA")
+        assert s3._engine.connection.credentials().access_key.startswith("ASIA")

@@ -123,7 +123,7 @@ def test_many_large_and_small_together(s3, big):
 
 # -- the pool ----------------------------------------------------------------------------------
 def _pids(s3):
-    return sorted(w.proc.pid for w in s3._batches._pool.workers())
+    return sorted(w.proc.pid for w in s3._engine.pool.workers())
 
 
 def test_pool_is_reused_across_calls(s3):
@@ -134,7 +134,7 @@ def test_pool_is_reused_across_calls(s3):
     s3.list_recursive(["reuse"])
     s3.info("reuse/a")
     assert _pids(s3) == before
-    assert all(w.proc.poll() is None for w in s3._batches._pool.workers())
+    assert all(w.proc.poll() is None for w in s3._engine.pool.workers())
 
 
 def test_lifecycle_pool_and_temp_root(seaweed, bucket, tmp_path):
@@ -142,12 +142,12 @@ def test_lifecycle_pool_and_temp_root(seaweed, bucket, tmp_path):
     tmpdir = s3.tmpdir
     assert os.path.dirname(tmpdir) == str(tmp_path)
     assert stat.S_IMODE(os.stat(tmpdir).st_mode) == 0o700
-    assert s3._batches._pool is None  # workers start lazily, on the first batch
+    assert s3._engine.pool is None  # workers start lazily, on the first batch
     with s3:
         s3.put("life/a", b"abc")
         o = s3.get("life/a")
         assert o.path.startswith(tmpdir + os.sep) and os.path.isfile(o.path)
-        procs = [w.proc for w in s3._batches._pool.workers()]
+        procs = [w.proc for w in s3._engine.pool.workers()]
         assert procs and all(p.poll() is None for p in procs)
     assert all(p.returncode is not None for p in procs)  # exited and reaped
     assert not os.path.exists(tmpdir)
@@ -165,7 +165,7 @@ def test_temp_root_removed_when_the_block_raises(seaweed, bucket, tmp_path):
         with S3(s3root=f"s3://{bucket}/root", **_kwargs(seaweed, tmp_path)) as s3:
             s3.put("boom/a", b"abc")
             path = s3.get("boom/a").path
-            procs = [w.proc for w in s3._batches._pool.workers()]
+            procs = [w.proc for w in s3._engine.pool.workers()]
             assert os.path.isfile(path)
             raise Boom()
     assert not os.path.exists(s3._tmpdir or path)
@@ -210,6 +210,6 @@ def test_local_read_error_during_upload_is_not_retried(seaweed, bucket, tmp_path
         op = PutOp(url, bucket, "root/engine/dir-upload", 10, {"content-type": "x/y"},
                    path=str(tmp_path))  # a directory: os.open works, reading it fails
         with pytest.raises(S3Error) as e:
-            s3._batches.run([op], "put")
+            s3._engine.run([op], "put")
     assert not isinstance(e.value, S3TransientError)
     assert e.value.code == "LocalIOError"

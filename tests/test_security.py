@@ -71,12 +71,12 @@ def test_no_secret_in_logs_errors_or_reprs(moto_server, moto_bucket, moto_proxy,
         with pytest.raises(S3Error) as ei:
             s3.get("does/not/exist")
         texts += [str(ei.value), repr(ei.value)]
-        conn = s3._batches.connection
+        conn = s3._engine.connection
         creds = conn.credentials()
         assert creds.secret_key == SECRET  # the test really used them
         texts += [repr(s3), str(s3), repr(conn), str(conn), repr(creds), str(creds),
-                  repr(conn.endpoint), repr(s3._config), repr(s3._batches),
-                  repr(s3._batches.pool()), repr(conn.session)]
+                  repr(conn.endpoint), repr(s3._config), repr(s3._engine),
+                  repr(s3._engine.pool), repr(conn.session)]
         texts += [repr(Credentials(ACCESS, SECRET, TOKEN)), f"{Credentials(ACCESS, SECRET)}"]
     time.sleep(0.2)  # let the workers' last log lines reach stderr
     out, err = capfd.readouterr()

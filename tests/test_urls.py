@@ -212,7 +212,7 @@ def rootless(tmp_path_factory):
 
 
 def _no_request_sent(s3: S3) -> bool:
-    return s3._batches._pool is None
+    return s3._engine.pool is None
 
 
 def test_client_root_normalised(rooted):

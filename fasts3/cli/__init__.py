@@ -36,7 +36,7 @@ __all__ = ["main", "build_parser"]
 class _StderrHandler(logging.StreamHandler):
     """Logs to whatever ``sys.stderr`` is at the time (tests swap it)."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stderr
 
@@ -128,7 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(code or 0)
     except (UsageError, S3URLError) as e:
         sys.stderr.write(f"fasts3 {args.command}: error: {getattr(e, 'message', None) or e}"
-                         + (f" ({e.url})" if getattr(e, "url", None) else "") + "\n")
+                         + (f" ({e.url})" if getattr(e, "url", None) else "")  # type: ignore[union-attr]
+                         + "\n")
         return EXIT_USAGE
     except S3Error as e:
         out.error(dict(url=e.url, **error_fields(e)), str(e))

@@ -8,10 +8,11 @@ import sys
 import time
 from typing import Any
 
-from ..engine.plan import HeadOp, ListOp
+from ..engine.engine import Engine
+from ..engine.listing import directory_request, run_listings
+from ..engine.plan import HeadOp
 from ..errors import S3Error, S3NotFound
 from ..headers import info_of
-from ..manage import run_ops
 from ..objects import S3GetObject
 from ..urls import split_url
 from .common import (
@@ -26,6 +27,7 @@ from .common import (
     human,
     iso_time,
     open_client,
+    open_engine,
 )
 from .expand import expand_s3
 
@@ -67,9 +69,9 @@ def _count(n: int, one: str, many: str) -> str:
     return f"{n} {one if n == 1 else many}"
 
 
-def _list_buckets(s3, out: Output) -> int:
+def _list_buckets(engine: Engine, out: Output) -> int:
     try:
-        resp = s3._batches.connection.client.list_buckets()
+        resp = engine.connection.client.list_buckets()
     except Exception as e:  # botocore ClientError / EndpointConnectionError
         raise S3Error(f"Could not list buckets: {e}", code="ListBucketsFailed") from None
     for b in resp.get("Buckets", []):
@@ -82,9 +84,9 @@ def _list_buckets(s3, out: Output) -> int:
 
 def cmd_ls(args: argparse.Namespace, out: Output) -> int:
     """List buckets, one level of a prefix, or (``-r``) everything under it."""
-    with open_client(args) as s3:
+    with open_engine(args) as engine:
         if not args.urls:
-            return _list_buckets(s3, out)
+            return _list_buckets(engine, out)
         lister = _Lister(out, args.bytes)
         filters = Filters(args.filters)
         missing = 0
@@ -94,10 +96,11 @@ def cmd_ls(args: argparse.Namespace, out: Output) -> int:
             bucket, key = split_url(url)
             before = lister.objects + lister.prefixes
             if not args.raw and has_wildcard(key):
-                for src in expand_s3(s3, [url], args.recursive, filters, allow_empty=True):
+                for src in expand_s3(engine, [url], args.recursive, filters,
+                                     allow_empty=True):
                     lister.obj(src.location, src.rel, src.size or 0, src.mtime, src.etag)
             else:
-                _list_one(s3, lister, url, bucket, key, args.recursive, filters)
+                _list_one(engine, lister, url, key, args.recursive, filters)
             if key and lister.objects + lister.prefixes == before:
                 missing += 1
                 out.error({"url": url, "error": "No such object or prefix", "code": "NoMatch"},
@@ -108,32 +111,25 @@ def cmd_ls(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
-def _list_one(s3, lister: _Lister, url: str, bucket: str, key: str, recursive: bool,
+def _list_one(engine: Engine, lister: _Lister, url: str, key: str, recursive: bool,
               filters: Filters) -> None:
     """List one URL without wildcards (and the object it names, if any)."""
-    prefix = key if not key or key.endswith("/") else key + "/"
-    lop = ListOp(url, bucket, prefix, None if recursive else "/")
-    hop = HeadOp(url, bucket, key, return_missing=True) \
-        if key and not key.endswith("/") else None
-    run_ops(s3, [op for op in (lop, hop) if op is not None], "list")
-    base = f"s3://{bucket}/"
-    if hop is not None and hop.result is not None:
-        info = info_of(hop.result)
+    req = directory_request(url, recursive)
+    req.probe = bool(key) and not key.endswith("/")
+    run_listings(engine, [req])
+    if req.found_self is not None:
+        found = req.found_self
         name = key.rsplit("/", 1)[-1]
         if filters.included(name):
-            lister.obj(url, name, int(hop.result.get("content-length", 0)),
-                       info["last_modified"], info["etag"])
-    entries: list[tuple[str, Any]] = [(k, (size, mtime, etag))
-                                      for k, size, mtime, etag in lop.objects]
-    entries += [(p, None) for p in lop.prefixes]
-    for k, meta in sorted(entries):
-        name = k[len(prefix):]
+            lister.obj(url, name, found.size or 0, found.mtime, found.etag)
+    for e in sorted(req.objects + req.prefixes, key=lambda e: e.key):
+        name = e.key[len(req.prefix):]
         if not name or not filters.included(name):
             continue
-        if meta is None:
-            lister.prefix(base + k, name)
+        if e.size is None:
+            lister.prefix(e.url, name)
         else:
-            lister.obj(base + k, name, *meta)
+            lister.obj(e.url, name, e.size, e.mtime, e.etag)
 
 
 def _describe(url: str, headers: dict[str, str]) -> dict[str, Any]:
@@ -162,8 +158,8 @@ def cmd_info(args: argparse.Namespace, out: Output) -> int:
         if not key:
             raise UsageError(f"{url} names a bucket, not an object")
         ops.append(HeadOp(url, bucket, key, return_missing=True, version_id=args.version_id))
-    with open_client(args) as s3:
-        run_ops(s3, ops, "info", fail_fast=False)
+    with open_engine(args) as engine:
+        engine.run(ops, "info", fail_fast=False)
     ok = failed = 0
     for op in ops:
         err = op.error or (S3NotFound("Not found", op.url, "NoSuchKey", 404)
@@ -174,7 +170,7 @@ def cmd_info(args: argparse.Namespace, out: Output) -> int:
                       f"{op.url}: {err.message} [{err.code}]")
             continue
         ok += 1
-        rec = _describe(op.url, op.result)
+        rec = _describe(op.url, op.result or {})
         lines = [op.url] + [f"  {k.replace('_', ' ') + ':':15}{_show(k, v)}"
                             for k, v in rec.items() if k != "url" and v not in (None, {})]
         out.result(rec, "\n".join(lines))

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from .common import EXIT_ERROR, EXIT_OK, Filters, Output, UsageError, is_s3, open_client
+from .common import EXIT_ERROR, EXIT_OK, Filters, Output, UsageError, is_s3, open_engine
 from .expand import expand_s3
 from .transfer import Job, Runner
 
@@ -17,10 +17,10 @@ def cmd_rm(args: argparse.Namespace, out: Output) -> int:
     for url in args.urls:
         if not is_s3(url):
             raise UsageError(f"{url} is not an s3:// URL (rm only deletes objects)")
-    with open_client(args) as s3:
-        found = expand_s3(s3, args.urls, args.recursive, Filters(args.filters), args.raw,
+    with open_engine(args) as engine:
+        found = expand_s3(engine, args.urls, args.recursive, Filters(args.filters), args.raw,
                           allow_empty=True)
-        runner = Runner(s3, out, "delete", dry_run=args.dry_run)
+        runner = Runner(engine, out, "delete", dry_run=args.dry_run)
         stats = runner.run([Job(src.location) for src in found])
         runner.summary(stats)
     return stats.exit_code()

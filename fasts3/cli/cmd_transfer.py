@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..engine.plan import ListOp
+from ..engine.engine import Engine
+from ..engine.listing import directory_request, run_listings
 from ..errors import S3Error
-from ..manage import run_ops
 from ..sync import Entry, plan_sync, scan_local
 from ..urls import local_path_for_key, split_url
-from .common import Filters, Output, UsageError, has_wildcard, is_s3, open_client
+from .common import Filters, Output, UsageError, has_wildcard, is_s3, open_engine
 from .expand import expand_local, expand_s3
 from .transfer import Job, Runner, Stats
 
@@ -66,12 +66,12 @@ def cmd_cp(args: argparse.Namespace, out: Output) -> int:
             return f"s3://{dbucket}/" + (_join_key(dkey, rel) if as_dir else dkey)
         return local_path_for_key(dest, rel) if as_dir else dest
 
-    with open_client(args, tmproot, uploads=dst_s3) as s3:
+    with open_engine(args, tmproot, uploads=dst_s3) as engine:
         if src_s3:
-            found = expand_s3(s3, sources, args.recursive, filters, args.raw)
+            found = expand_s3(engine, sources, args.recursive, filters, args.raw)
         else:
             found = expand_local(sources, args.recursive, filters)
-        runner = Runner(s3, out, kind, dry_run=args.dry_run, overwrite=not args.no_overwrite)
+        runner = Runner(engine, out, kind, dry_run=args.dry_run, overwrite=not args.no_overwrite)
         stats, jobs = Stats(), []
         for src in found:
             try:
@@ -84,16 +84,15 @@ def cmd_cp(args: argparse.Namespace, out: Output) -> int:
 
 
 # -- sync ----------------------------------------------------------------------------------
-def _s3_tree(s3, url: str, filters: Filters) -> dict[str, Entry]:
-    bucket, key = split_url(url)
-    prefix = key.rstrip("/") + "/" if key else ""
-    op = ListOp(url, bucket, prefix)
-    run_ops(s3, [op], "list")
+def _s3_tree(engine: Engine, url: str, filters: Filters) -> dict[str, Entry]:
+    req = directory_request(url, recursive=True)
+    req.probe = False  # sync compares what is under the prefix
+    run_listings(engine, [req])
     tree = {}
-    for k, size, mtime, etag in op.objects:
-        rel = k[len(prefix):]
-        if rel and not k.endswith("/") and filters.included(rel):
-            tree[rel] = Entry(size, mtime, etag, url=f"s3://{bucket}/{k}")
+    for e in req.objects:
+        rel = e.key[len(req.prefix):]
+        if rel and filters.included(rel):
+            tree[rel] = Entry(e.size or 0, e.mtime, e.etag, url=e.url)
     return tree
 
 
@@ -114,10 +113,12 @@ def cmd_sync(args: argparse.Namespace, out: Output) -> int:
         raise UsageError(f"{src} is not a directory")
     filters = Filters(args.filters)
     compare = "checksum" if args.checksum else "size" if args.size_only else "mtime"
-    with open_client(args, None if dst_s3 else dest, uploads=dst_s3) as s3:
-        skip = (s3.tmpdir,)
-        src_tree = _s3_tree(s3, src, filters) if src_s3 else _local_tree(src, filters, skip)
-        dst_tree = _s3_tree(s3, dest, filters) if dst_s3 else _local_tree(dest, filters, skip)
+    with open_engine(args, None if dst_s3 else dest, uploads=dst_s3) as engine:
+        skip = (engine.tmpdir,)
+        src_tree = _s3_tree(engine, src, filters) if src_s3 else \
+            _local_tree(src, filters, skip)
+        dst_tree = _s3_tree(engine, dest, filters) if dst_s3 else \
+            _local_tree(dest, filters, skip)
         plan = plan_sync(src_tree, dst_tree, delete=args.delete, compare=compare)
         if plan.delete and not src_tree:
             raise S3Error(f"The source is empty (or does not exist); refusing to delete all "
@@ -132,7 +133,7 @@ def cmd_sync(args: argparse.Namespace, out: Output) -> int:
                 return f"s3://{dbucket}/{prefix}{rel}"
             return local_path_for_key(dest, rel)
 
-        runner = Runner(s3, out, kind, dry_run=args.dry_run)
+        runner = Runner(engine, out, kind, dry_run=args.dry_run)
         stats, jobs = Stats(), []
         for rel in plan.transfer:
             e = src_tree[rel]
@@ -145,15 +146,15 @@ def cmd_sync(args: argparse.Namespace, out: Output) -> int:
         stats.unchanged += plan.unchanged
         runner.summary(stats)
         if plan.delete:
-            deleter = Runner(s3, out, "delete", dry_run=args.dry_run)
-            dstats = _delete(deleter, s3, [dst_tree[r] for r in plan.delete], dst_s3, out,
+            deleter = Runner(engine, out, "delete", dry_run=args.dry_run)
+            dstats = _delete(deleter, [dst_tree[r] for r in plan.delete], dst_s3, out,
                              args.dry_run)
             deleter.summary(dstats)
             stats.add(dstats)
     return stats.exit_code()
 
 
-def _delete(runner: Runner, s3, entries: list[Entry], remote: bool, out: Output,
+def _delete(runner: Runner, entries: list[Entry], remote: bool, out: Output,
             dry_run: bool) -> Stats:
     if remote:
         return runner.run([Job(e.url or "") for e in entries])

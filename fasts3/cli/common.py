@@ -13,7 +13,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..api import S3
+    from ..engine.engine import Engine
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -192,24 +196,43 @@ def error_fields(e: BaseException) -> dict[str, Any]:
     return {"error": message, "code": getattr(e, "code", None) or type(e).__name__}
 
 
-def open_client(args: argparse.Namespace, tmproot: str | None = None, uploads: bool = False):
-    """An :class:`fasts3.S3` (no root: full ``s3://`` URLs) configured from the options.
-
-    ``tmproot`` is where downloads are staged (the destination, so the final rename is
-    atomic); default: the system temp directory.
-    """
-    from ..api import S3
-
-    progress: bool | None = False if args.quiet else None
+def _client_options(args: argparse.Namespace, uploads: bool) -> dict[str, Any]:
+    """Connection (and, for commands that create objects, upload) options from the command
+    line, as :class:`fasts3.S3` keyword arguments."""
     kwargs: dict[str, Any] = dict(
-        endpoint_url=args.endpoint_url, role=args.role, progress=progress,
-        region=args.region, profile=args.profile, anonymous=args.no_sign_request,
+        endpoint_url=args.endpoint_url, role=args.role, region=args.region,
+        profile=args.profile, anonymous=args.no_sign_request,
         requester_pays=args.requester_pays, addressing_style=args.addressing_style)
     if uploads:
         kwargs.update(encryption=getattr(args, "sse", None),
                       kms_key_id=getattr(args, "sse_kms_key_id", None),
                       storage_class=getattr(args, "storage_class", None))
-    return S3(tmproot=tmproot or tempfile.gettempdir(), **kwargs)
+    return kwargs
+
+
+def open_client(args: argparse.Namespace) -> S3:
+    """An :class:`fasts3.S3` (no root: full ``s3://`` URLs) configured from the options, for
+    commands that use the public API (``cat``, ``zip``)."""
+    from ..api import S3
+
+    return S3(tmproot=tempfile.gettempdir(), progress=False if args.quiet else None,
+              **_client_options(args, uploads=False))
+
+
+def open_engine(args: argparse.Namespace, tmproot: str | None = None,
+                uploads: bool = False) -> Engine:
+    """An :class:`~fasts3.engine.engine.Engine` configured from the options, for commands
+    that run ops themselves (``cp``, ``sync``, ``rm``, ``ls``, ``info``).
+
+    ``tmproot`` is where downloads are staged (the destination, so the final rename is
+    atomic); default: the system temp directory.
+    """
+    from ..config import TransferConfig
+    from ..engine.engine import Engine
+
+    return Engine.from_options(TransferConfig.from_env(), False if args.quiet else None,
+                               tmproot or tempfile.gettempdir(),
+                               _client_options(args, uploads))
 
 
 def umask() -> int:

@@ -22,16 +22,14 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..engine.plan import HeadOp, ListOp
+from ..engine.listing import ListRequest, directory_request, run_listings
 from ..errors import S3Error
-from ..headers import info_of
-from ..manage import run_ops
 from ..sync import scan_local
 from ..urls import split_url
 from .common import Filters, UsageError, glob_regex, has_wildcard, wildcard_base
 
 if TYPE_CHECKING:
-    from ..api import S3
+    from ..engine.engine import Engine
 
 
 @dataclass
@@ -47,15 +45,12 @@ class Source:
 
 @dataclass
 class _Listing:
-    url: str
-    bucket: str
-    key: str
-    op: ListOp
-    head: HeadOp | None
+    request: ListRequest
+    base: str  # the key prefix relative names start after
     pattern: str | None
 
 
-def expand_s3(s3: S3, urls: list[str], recursive: bool, filters: Filters,
+def expand_s3(engine: Engine, urls: list[str], recursive: bool, filters: Filters,
               raw: bool = False, allow_empty: bool = False) -> list[Source]:
     """Expand S3 sources (see the module doc). Listings for all sources run as one batch.
     A wildcard that matches nothing, or a recursive source with no objects, raises
@@ -68,45 +63,38 @@ def expand_s3(s3: S3, urls: list[str], recursive: bool, filters: Filters,
             prefix, base = wildcard_base(key)
             rest = key[len(base):]
             flat = "/" not in rest and "**" not in rest and not recursive
-            op = ListOp(url, bucket, prefix, "/" if flat else None)
-            listings.append(_Listing(url, bucket, base, op, None, key))
+            listings.append(_Listing(ListRequest(url, prefix, "/" if flat else None), base,
+                                     key))
         elif recursive:
-            prefix = key.rstrip("/") + "/" if key else ""
-            head = HeadOp(url, bucket, key, return_missing=True) \
-                if key and not key.endswith("/") else None
-            listings.append(_Listing(url, bucket, prefix, ListOp(url, bucket, prefix), head,
-                                     None))
+            req = directory_request(url, recursive=True)
+            listings.append(_Listing(req, req.prefix, None))
         else:
             if not key or key.endswith("/"):
                 raise UsageError(f"{url} is a prefix, not an object; use -r (--recursive)")
             direct.append(Source(url, key.rsplit("/", 1)[-1]))
-    ops = [op for lst in listings for op in (lst.op, lst.head) if op is not None]
-    run_ops(s3, ops, "list")
+    run_listings(engine, [lst.request for lst in listings])
     found = [s for s in direct if filters.included(s.rel)]
     for lst in listings:
         matched = _matches(lst, recursive)
         if not matched and not allow_empty:
-            raise S3Error("No objects match", url=lst.url, code="NoMatch")
+            raise S3Error("No objects match", url=lst.request.url, code="NoMatch")
         found.extend(s for s in matched if filters.included(s.rel))
     return found
 
 
 def _matches(lst: _Listing, recursive: bool) -> list[Source]:
-    base = f"s3://{lst.bucket}/"
+    req = lst.request
     out = []
-    if lst.head is not None and lst.head.result is not None:
-        info = info_of(lst.head.result)
-        out.append(Source(lst.url, lst.url.rsplit("/", 1)[-1],
-                          int(lst.head.result.get("content-length", 0)), info["last_modified"],
-                          info["etag"]))
+    if req.found_self is not None:
+        f = req.found_self
+        out.append(Source(req.url, req.url.rsplit("/", 1)[-1], f.size, f.mtime, f.etag))
     regex = glob_regex(lst.pattern) if lst.pattern else None
-    for key, size, mtime, etag in lst.op.objects:
-        if key.endswith("/"):
-            continue  # a directory marker
+    for e in req.objects:
+        key = e.key
         if regex is not None and not regex.match(key):
             if not recursive or not any(regex.match(key[:i]) for i in _dir_ends(key)):
                 continue
-        out.append(Source(base + key, key[len(lst.key):], size, mtime, etag))
+        out.append(Source(e.url, key[len(lst.base):], e.size, e.mtime, e.etag))
     return out
 
 

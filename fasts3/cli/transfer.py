@@ -2,31 +2,33 @@
 the S3 context's worker pool, reporting one result per object and carrying on past
 per-object failures (the exit code then says "partial").
 
-Downloads are staged in the S3 context's temp directory, which the commands create inside
-the destination directory, then renamed into place: a destination file appears complete or
-not at all. Its mtime is set to the object's Last-Modified (what ``sync`` compares) and its
-mode follows the umask.
+Downloads are staged in the engine's temp directory, which the commands create inside
+the destination directory, then moved into place (``engine/files.place``): a destination
+file appears complete or not at all. Its mtime is set to the object's Last-Modified (what
+``sync`` compares) and its mode follows the umask.
 """
 
 from __future__ import annotations
 
-import errno
 import os
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..downloads import get_op
+from ..engine import files
 from ..engine.s3xml import parse_http_date
 from ..errors import S3Error
-from ..manage import copy_ops, delete_urls, run_ops
-from ..objects import S3PutObject
+from ..manage import copy_ops, delete_urls
+from ..objects import S3GetObject, S3PutObject
 from ..progress import Progress
+from ..uploads import build_put_op
+from ..urls import resolve
 from .common import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, Output, error_fields, human, umask
 
 if TYPE_CHECKING:
-    from ..api import S3
+    from ..engine.engine import Engine
 
 CHUNK = 1000  # objects per batch: bounds memory and staged files, refreshes credentials
 _VERBS = {"download": "downloaded", "upload": "uploaded", "copy": "copied",
@@ -72,10 +74,10 @@ class Stats:
 class Runner:
     """Runs jobs of one ``kind`` (``download``, ``upload``, ``copy``, ``delete``)."""
 
-    def __init__(self, s3: S3, out: Output, kind: str, dry_run: bool = False,
+    def __init__(self, engine: Engine, out: Output, kind: str, dry_run: bool = False,
                  overwrite: bool = True, multipart_threshold: int | None = None,
                  part_size: int | None = None) -> None:
-        self.s3 = s3
+        self.engine = engine
         self.out = out
         self.kind = kind
         self.dry_run = dry_run
@@ -145,7 +147,7 @@ class Runner:
         if not jobs:
             return stats
         total = sum(j.size or 0 for j in jobs) if self.kind != "delete" else 0
-        prog = Progress(self.s3._batches.progress, self.kind, len(jobs), total)
+        prog = self.engine.new_progress(self.kind, len(jobs), total)
         try:
             for i in range(0, len(jobs), CHUNK):
                 self._chunk(list(jobs[i:i + CHUNK]), stats, prog)
@@ -156,7 +158,7 @@ class Runner:
 
     def _chunk(self, jobs: list[Job], stats: Stats, prog: Progress) -> None:
         if self.kind == "delete":
-            results = delete_urls(self.s3, [j.src for j in jobs], progress=prog)
+            results = delete_urls(self.engine, [j.src for j in jobs], progress=prog)
             for job, (_, err) in zip(jobs, results, strict=True):
                 if err is not None:
                     self.fail(stats, job, err)
@@ -174,7 +176,7 @@ class Runner:
                 self._ok(stats, job, job.size, skipped=True)
             else:
                 planned.append((job, op))
-        run_ops(self.s3, [op for _, op in planned], self.kind, fail_fast=False, progress=prog)
+        self.engine.run([op for _, op in planned], self.kind, fail_fast=False, progress=prog)
         for job, op in planned:
             if op.error is not None:
                 self.fail(stats, job, op.error)
@@ -186,23 +188,22 @@ class Runner:
                                                "LocalIOError"))
 
     def _op(self, job: Job) -> Any:
-        s3 = self.s3
+        engine = self.engine
         if self.kind == "download":
             if not self.overwrite and os.path.exists(job.dst):
                 return None
-            from ..objects import S3GetObject
-
-            return s3._get_op(S3GetObject(job.src, version_id=job.version) if job.version
-                              else job.src, False)
+            request = S3GetObject(job.src, version_id=job.version) if job.version else None
+            return get_op(engine, resolve(None, job.src), request)
         if self.kind == "upload":
-            return s3._put_op(S3PutObject(job.dst, path=job.src), self.overwrite)
-        (op,) = copy_ops(s3, [(job.src, job.dst, job.size, job.version)], self.overwrite,
+            return build_put_op(engine, S3PutObject(job.dst, path=job.src), self.overwrite,
+                                lambda url: resolve(None, url))
+        (op,) = copy_ops(engine, [(job.src, job.dst, job.size, job.version)], self.overwrite,
                          **self.copy_args)
         return op
 
     def _finish(self, stats: Stats, job: Job, op: Any) -> None:
         if self.kind == "download":
-            self._place(op.final, job.dst)
+            files.place(op.final, job.dst, self._mode)
             mtime = parse_http_date(op.headers.get("last-modified"))
             if mtime is not None:
                 os.utime(job.dst, (mtime, mtime))
@@ -211,17 +212,3 @@ class Runner:
             self._ok(stats, job, op.size, skipped=not op.uploaded)
         else:
             self._ok(stats, job, op.size, skipped=not op.copied)
-
-    def _place(self, staged: str, dst: str) -> None:
-        """Move a finished download into place atomically (same file system: rename)."""
-        parent = os.path.dirname(os.path.abspath(dst))
-        os.makedirs(parent, exist_ok=True)
-        try:
-            os.replace(staged, dst)
-        except OSError as e:
-            if e.errno != errno.EXDEV:
-                raise
-            tmp = os.path.join(parent, f".{os.path.basename(dst)}.fasts3-{os.getpid()}")
-            shutil.move(staged, tmp)
-            os.replace(tmp, dst)
-        os.chmod(dst, self._mode)

@@ -87,7 +87,8 @@ def list_source(
     base_root = make_root(base) if base is not None else None
     with S3(config=cfg, progress=False, **connect) as s3:
         infos = s3.info_many(urls, return_missing=True)
-    found, missing = [], []
+    found: list[SourceObject] = []
+    missing: list[SourceObject] = []
     for url, info in zip(urls, infos, strict=True):
         obj = SourceObject(url, _relative(url, base_root), info.size or 0, info.etag)
         (found if info.exists else missing).append(obj)

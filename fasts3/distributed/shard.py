@@ -1,10 +1,10 @@
 """What one Dask task does: stage one shard with the fasts3 engine on the worker it runs on.
 
-A task opens its own :class:`~fasts3.S3` (same connection keywords as the client) whose temp
-directory lies in the job's staging directory under the destination, so every download is
-written under a temp name and renamed into place only when complete: a task that dies half
-way leaves no partial file at a destination path, and re-running the shard (Dask retries it,
-or reschedules it when its worker is lost) produces complete files.
+A task opens its own :class:`~fasts3.engine.engine.Engine` (same connection keywords as the
+client) whose temp directory lies in the job's staging directory under the destination, so
+every download is written under a temp name and renamed into place only when complete: a task
+that dies half way leaves no partial file at a destination path, and re-running the shard
+(Dask retries it, or reschedules it when its worker is lost) produces complete files.
 
 Per-object outcomes that a re-run cannot change (missing object, access denied, a local path
 conflict) are recorded in the entries; any other failure raises :class:`ShardFailed` so that
@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import TransferConfig, usable_cores
+from ..engine.engine import Engine
 from ..engine.plan import GetOp
 from ..errors import S3AccessDenied, S3Error, S3InvalidRange, S3NotFound, S3URLError
 from ..urls import split_url
@@ -111,16 +112,22 @@ class Reporter:
             except (ImportError, ValueError):
                 self._worker = None
 
-    def add_bytes(self, n: int) -> None:
+    # The engine's progress interface (``engine.ProgressSink``).
+    active = True
+
+    def advance(self, n: int) -> None:
         self.nbytes += n
         self.flush()
 
-    def add_file(self, *_: object) -> None:
+    def file_done(self, op: object) -> None:
         self.files += 1
         self.flush()
 
+    def add_total(self, n: int) -> None:
+        pass
+
     def flush(self, force: bool = False) -> None:
-        if self._worker is None:
+        if self._worker is None or self.topic is None:
             return
         now = time.monotonic()
         if force or now - self._last >= PROGRESS_INTERVAL:
@@ -130,6 +137,17 @@ class Reporter:
                                                     self.files])
             except Exception as e:  # noqa: BLE001 - progress must never fail a transfer
                 log.debug("progress event dropped: %r", e)
+
+
+class CopyReporter(Reporter):
+    """Counts a server-side copy's bytes when it completes (none travel through us)."""
+
+    def advance(self, n: int) -> None:
+        pass
+
+    def file_done(self, op: object) -> None:
+        self.nbytes += getattr(op, "size", None) or 0
+        super().file_done(op)
 
 
 def run_shard(spec: ShardSpec) -> list[ManifestEntry]:
@@ -144,8 +162,6 @@ def run_shard(spec: ShardSpec) -> list[ManifestEntry]:
 
 
 def _download_shard(spec: ShardSpec) -> list[ManifestEntry]:
-    from ..api import S3
-
     worker = worker_address()
     cfg = spec.config or worker_config()
     staging = staging_root(spec.dest, spec.job)
@@ -153,10 +169,10 @@ def _download_shard(spec: ShardSpec) -> list[ManifestEntry]:
     reporter = Reporter(spec.topic, spec.index)
     entries: list[ManifestEntry] = []
 
-    def make() -> S3:
-        return S3(tmproot=staging, config=cfg, progress=False, **spec.connect)
+    def make() -> Engine:
+        return Engine.from_options(cfg, False, staging, spec.connect)
 
-    with borrowed(spec.job, make) as s3:
+    with borrowed(spec.job, make) as engine:
         jobs: list[tuple[ManifestEntry, GetOp]] = []
         for i, obj in enumerate(spec.objects):
             final = destination(spec.dest, obj.rel)
@@ -168,12 +184,10 @@ def _download_shard(spec: ShardSpec) -> list[ManifestEntry]:
                 entry.error = f"LocalPathConflict: {e}"
                 continue
             bucket, key = split_url(obj.url)
-            temp = os.path.join(s3.tmpdir, f"{reporter.attempt}-{i:07d}.part")
+            temp = os.path.join(engine.tmpdir, f"{reporter.attempt}-{i:07d}.part")
             jobs.append((entry, GetOp(obj.url, bucket, key, final, temp, cfg.part_size,
                                       return_missing=True)))
-        if jobs:
-            s3._batches.pool().run([op for _, op in jobs], reporter.add_bytes,
-                                   reporter.add_file, fail_fast=False)
+        engine.run([op for _, op in jobs], "get", fail_fast=False, progress=reporter)
     retry = []
     for entry, op in jobs:
         if op.error is not None:
@@ -192,27 +206,21 @@ def _download_shard(spec: ShardSpec) -> list[ManifestEntry]:
 def _copy_shard(spec: ShardSpec) -> list[ManifestEntry]:
     """Server-side copies of one shard (CopyObject, or UploadPartCopy for large objects:
     the bytes never leave S3); an object that vanished since listing is ``"missing"``."""
-    from ..api import S3
     from ..manage import copy_ops
 
     worker = worker_address()
     cfg = spec.config or worker_config()
-    reporter = Reporter(spec.topic, spec.index)
+    reporter = CopyReporter(spec.topic, spec.index)
     entries = [ManifestEntry(o.url, destination(spec.dest, o.rel), o.size, worker=worker,
                              shard=spec.index) for o in spec.objects]
 
-    def make() -> S3:
-        return S3(tmproot=tempfile.gettempdir(), config=cfg, progress=False, **spec.connect)
+    def make() -> Engine:
+        return Engine.from_options(cfg, False, tempfile.gettempdir(), spec.connect)
 
-    def copied(op: Any) -> None:
-        reporter.nbytes += op.size or 0
-        reporter.add_file()
-
-    with borrowed(spec.job, make) as s3:
-        ops = copy_ops(s3, [(e.url, e.dest, o.size, None)
-                            for e, o in zip(entries, spec.objects, strict=True)])
-        if ops:
-            s3._batches.pool().run(ops, None, copied, fail_fast=False)
+    with borrowed(spec.job, make) as engine:
+        ops = copy_ops(engine, [(e.url, e.dest, o.size, None)
+                                for e, o in zip(entries, spec.objects, strict=True)])
+        engine.run(ops, "copy", fail_fast=False, progress=reporter)
     retry = []
     for entry, op in zip(entries, ops, strict=True):
         if op.error is not None:

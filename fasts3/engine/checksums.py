@@ -112,6 +112,7 @@ def _digest_of(hasher, body: bytes | None, fd: int | None, offset: int, length: 
     if body is not None:
         hasher.update(body)
         return hasher
+    assert fd is not None, "give a body or a file"
     while length:
         chunk = os.pread(fd, min(length, _CHUNK), offset)
         if not chunk:

@@ -19,8 +19,19 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import S3NotFound
-from .plan import _Op, make_error
-from .tasks import Task, TaskSpec
+from .plan import _Op
+from .retry import make_error
+from .tasks import (
+    CopyArgs,
+    CopySource,
+    HeadArgs,
+    MpuAbortArgs,
+    MpuCompleteArgs,
+    MpuCreateArgs,
+    PartCopyArgs,
+    Task,
+    TaskSpec,
+)
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -54,7 +65,7 @@ class CopyOp(_Op):
                  multipart_threshold: int = MAX_COPY_SIZE, part_size: int | None = None) -> None:
         super().__init__(url, bucket, key)
         self.src_url = src_url
-        self.src = {"src_bucket": src_bucket, "src_key": src_key, "src_version": src_version}
+        self.src = CopySource(src_bucket, src_key, src_version)
         self.size = size
         self.headers = dict(headers or {})
         self.overwrite = overwrite
@@ -71,11 +82,11 @@ class CopyOp(_Op):
     # -- task specs --------------------------------------------------------------------
     def _head_source(self) -> list[TaskSpec]:
         self.outstanding += 1
-        return [TaskSpec("head", self.src["src_bucket"], self.src["src_key"],
-                         {"version_id": self.src["src_version"], "copy_source": True})]
+        return [TaskSpec(self.src.bucket, self.src.key,
+                         HeadArgs(self.src.version, copy_source=True))]
 
     def _copy(self) -> list[TaskSpec]:
-        return [self.spec("copy", headers=self.headers, size=self.size, **self.src)]
+        return [self.spec(CopyArgs(self.src, self.headers, self.size))]
 
     def _begin(self) -> list[TaskSpec]:
         if self.size is None:
@@ -91,22 +102,22 @@ class CopyOp(_Op):
         headers = {k: v for k, v in source_headers.items()
                    if k in _SOURCE_HEADERS or k.startswith("x-amz-meta-")}
         headers.update(self.headers)
-        return [self.spec("mpu_create", headers=headers)]
+        return [self.spec(MpuCreateArgs(headers))]
 
     def _parts(self) -> list[TaskSpec]:
         size = self.size or 0
         part = copy_part_size(size, self.part_size)
         specs = []
         for i, off in enumerate(range(0, size, part), start=1):
-            specs.append(self.spec("mpu_part_copy", upload_id=self.upload_id, part=i,
-                                   offset=off, length=min(part, size - off), **self.src))
+            specs.append(self.spec(PartCopyArgs(self.upload_id or "", i, self.src, off,
+                                                min(part, size - off))))
         self._parts_left = len(specs)
         return specs
 
     # -- the state machine -------------------------------------------------------------
     def start(self) -> list[TaskSpec]:
         if not self.overwrite:
-            return [self.spec("head")]
+            return [self.spec(HeadArgs())]
         return self._begin()
 
     def on_result(self, task: Task, value: Any, error: tuple | None) -> list[TaskSpec]:
@@ -117,10 +128,10 @@ class CopyOp(_Op):
             return []
         if kind == "mpu_create" and value is not None and (self.cancelled or self.done):
             self.upload_id = value["upload_id"]
-            return [self.spec("mpu_abort", upload_id=self.upload_id)]
+            return [self.spec(MpuAbortArgs(self.upload_id))]
         if self.done:
             return self._abort_when_idle()
-        source_head = kind == "head" and task.args.get("copy_source")
+        source_head = isinstance(task.args, HeadArgs) and task.args.copy_source
         if error is not None:
             # A missing key on a copy is the source's (the destination need not exist).
             blame_source = source_head or (kind in ("copy", "mpu_part_copy")
@@ -153,8 +164,8 @@ class CopyOp(_Op):
             self._etags[value["part"]] = value["etag"]
             self._parts_left -= 1
             if self._parts_left == 0:
-                return [self.spec("mpu_complete", upload_id=self.upload_id,
-                                  parts=sorted(self._etags.items()))]
+                return [self.spec(MpuCompleteArgs(self.upload_id or "",
+                                                  sorted(self._etags.items())))]
         return []
 
     def _abort_when_idle(self) -> list[TaskSpec]:
@@ -162,7 +173,7 @@ class CopyOp(_Op):
         if self.upload_id and self.outstanding == 0:
             uid, self.upload_id = self.upload_id, None
             self.done = False
-            return [self.spec("mpu_abort", upload_id=uid)]
+            return [self.spec(MpuAbortArgs(uid))]
         return []
 
     def cancel(self) -> list[TaskSpec]:

@@ -1,8 +1,9 @@
 """What a worker does for each task kind: one S3 request (plus local file I/O) per call.
 
-Each handler takes ``(transport, task, progress)`` and returns a small ``dict`` for the parent,
-or raises :class:`~fasts3.engine.transport.HTTPFailure` / ``NetworkFailure`` / ``OSError``.
-Retries happen around these calls, in ``worker.py``.
+Each handler takes ``(transport, task, progress)`` -- ``task.args`` is the kind's typed record
+from ``tasks.py`` -- and returns a small ``dict`` for the parent, or raises
+:class:`~fasts3.engine.transport.HTTPFailure` / ``NetworkFailure`` / ``OSError``. Retries happen
+around these calls (``retry.run_with_retries``, from ``worker.py``).
 """
 
 from __future__ import annotations
@@ -14,10 +15,26 @@ import logging
 import os
 import re
 from collections.abc import Callable
+from typing import Any
 
-from . import checksums, orphans, s3xml
+from . import checksums, files, orphans, s3xml
 from .sigv4 import quote_path
-from .tasks import Task
+from .tasks import (
+    CopyArgs,
+    CopySource,
+    DeleteArgs,
+    GetArgs,
+    HeadArgs,
+    ListArgs,
+    MpuAbortArgs,
+    MpuAbortKeyArgs,
+    MpuCompleteArgs,
+    MpuCreateArgs,
+    MpuPartArgs,
+    PartCopyArgs,
+    PutArgs,
+    Task,
+)
 from .transport import HTTPFailure, LocalFileError, NetworkFailure, Transport
 
 Progress = Callable[[int], None]
@@ -33,41 +50,32 @@ def info_headers(headers: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in headers.items() if k in _KEEP or k.startswith("x-amz-meta-")}
 
 
-def _version_query(task: Task) -> dict[str, str] | None:
-    vid = task.args.get("version_id")
+def _version_query(vid: str | None) -> dict[str, str] | None:
     return {"versionId": vid} if vid else None
 
 
 def get(tr: Transport, task: Task, progress: Progress) -> dict:
-    """Ranged GET into a file.
+    """(Ranged) GET into a file; the arguments are a :class:`~fasts3.engine.tasks.GetArgs`.
 
-    args: ``range`` (Range header or None), ``path`` (file written), ``base`` (object offset of
-    the file's byte 0; None = learn it from the response), ``want_end`` (exclusive object offset
-    the whole download stops at; None = the object's end), ``first`` (this request sizes and
-    creates the file), ``whole`` (the range is ours, not the user's: on 416 fetch without it),
-    ``final`` (rename ``path`` here if this request completes the download), ``if_match``,
-    ``part`` (with ``whole`` and no range: keep at most this many bytes of a larger object,
-    then close the connection; the parent fetches the rest as ranged parts).
-
-    The first request checks that the download fits in the free space of ``path``'s directory
-    (else ``OSError(ENOSPC)``). A response holding the whole object is verified against the
-    object's checksum when ``tr.verify_checksums`` (see ``checksums.py``) before the file is
-    renamed into place.
+    The first request checks that the download fits in the free space of the file's directory
+    (else ``OSError(ENOSPC)``) and creates the file (``files.create``). A response holding the
+    whole object is verified against the object's checksum when ``tr.verify_checksums`` (see
+    ``checksums.py``) before the file is committed (renamed into place).
     """
-    a = task.args
-    first = bool(a.get("first"))
+    a: GetArgs = task.args  # type: ignore[assignment]
+    first = a.first
     headers = {}
-    if a.get("range"):
-        headers["range"] = a["range"]
-    if a.get("if_match"):
-        headers["if-match"] = f'"{a["if_match"]}"'
+    if a.range:
+        headers["range"] = a.range
+    if a.if_match:
+        headers["if-match"] = f'"{a.if_match}"'
     if first and tr.verify_checksums != "off":
         headers.update(checksums.REQUEST_HEADERS)
-    query = _version_query(task)
+    query = _version_query(a.version_id)
     try:
         resp = tr.send("GET", task.bucket, task.key, query, headers)
     except HTTPFailure as e:
-        if e.status != 416 or not a.get("whole"):
+        if e.status != 416 or not a.whole:
             raise
         headers.pop("range")  # an empty object has no byte 0: fetch it whole
         resp = tr.send("GET", task.bucket, task.key, query, headers)
@@ -79,29 +87,28 @@ def get(tr: Transport, task: Task, progress: Progress) -> dict:
         total = int(m.group(3)) if m.group(3) != "*" else None
     else:
         start, total = 0, length
-    base = a.get("base")
+    base = a.base
     if base is None:
         base = start
-    want_end = a.get("want_end")
+    want_end = a.want_end
     end = total if want_end is None else min(want_end, total if total is not None else want_end)
+    if end is None:
+        raise NetworkFailure("BadResponse", "the answer does not give the object's size")
     keep = length
-    if first and not m and a.get("part") and length > a["part"]:
-        keep = a["part"]  # the rest of this body is abandoned with its connection
+    if first and not m and a.part and length > a.part:
+        keep = a.part  # the rest of this body is abandoned with its connection
     digest = None
     if first and tr.verify_checksums != "off" and start == 0 and keep == total:
         digest = checksums.for_download(h, tr.verify_checksums)
     try:
         if first:
-            _check_space(a["path"], end - base)
-            fd = os.open(a["path"], os.O_WRONLY | os.O_CREAT, 0o600)
+            fd = files.create(a.path, max(0, end - base))
         else:
-            if a.get("expect") and (start, length) != tuple(a["expect"]):
+            if a.expect and (start, length) != tuple(a.expect):
                 tr.read_all(task.bucket, resp)
-                raise NetworkFailure("BadRange", f"asked for {a['expect']}, got {(start, length)}")
-            fd = os.open(a["path"], os.O_WRONLY)
+                raise NetworkFailure("BadRange", f"asked for {a.expect}, got {(start, length)}")
+            fd = files.open_part(a.path)
         try:
-            if first:
-                os.ftruncate(fd, max(0, end - base))
             tr.read_into_file(task.bucket, resp, fd, start - base, keep, progress, digest)
         finally:
             os.close(fd)
@@ -110,60 +117,48 @@ def get(tr: Transport, task: Task, progress: Progress) -> dict:
     except OSError as e:
         tr.discard(task.bucket)  # the body was not (fully) read: drop the connection
         if e.errno == errno.ENOSPC and not e.filename:
-            raise OSError(errno.ENOSPC, "No space left on device", a["path"]) from None
+            raise OSError(errno.ENOSPC, "No space left on device", a.path) from None
         raise
     if digest is not None:
         digest.verify()
     complete = first and start + keep >= end
-    if complete and a.get("final"):
-        os.replace(a["path"], a["final"])
-    out = {"start": start, "length": keep, "total": total, "base": base, "end": end,
+    if complete and a.final:
+        files.commit(a.path, a.final)
+    out: dict[str, Any] = {"start": start, "length": keep, "total": total, "base": base, "end": end,
            "complete": complete}
     if first:
         out["headers"] = info_headers(h)
     return out
 
 
-def _check_space(path: str, need: int) -> None:
-    """Raise ``OSError(ENOSPC)`` if ``path``'s directory has less than ``need`` bytes free."""
-    if need <= 0:
-        return
-    directory = os.path.dirname(path) or "."
-    st = os.statvfs(directory)
-    free = st.f_bavail * st.f_frsize
-    if free < need:
-        raise OSError(errno.ENOSPC, f"Not enough free space for this object ({need} bytes "
-                      f"needed, {free} free)", directory)
-
-
 def head(tr: Transport, task: Task, progress: Progress) -> dict:
-    """HEAD an object. args: ``version_id``."""
-    resp = tr.send("HEAD", task.bucket, task.key, _version_query(task))
+    """HEAD an object (:class:`~fasts3.engine.tasks.HeadArgs`)."""
+    a: HeadArgs = task.args  # type: ignore[assignment]
+    resp = tr.send("HEAD", task.bucket, task.key, _version_query(a.version_id))
     resp.raw.read()
     return {"headers": info_headers(resp.headers)}
 
 
-def _open_source(a: dict) -> tuple[int | None, int, int]:
-    if a.get("path") is None:
-        return None, 0, len(a["body"])
-    fd = os.open(a["path"], os.O_RDONLY)
-    return fd, a.get("offset", 0), a["length"]
-
-
-def _upload(tr: Transport, task: Task, query: dict | None, headers: dict, progress: Progress):
-    a = task.args
-    fd, offset, length = _open_source(a)
+def _upload(tr: Transport, task: Task, query: dict | None, headers: dict,
+            body: bytes | None, path: str | None, offset: int, length: int,
+            progress: Progress) -> tuple[dict[str, str], dict[str, str]]:
+    """Send ``body``, or ``length`` bytes of the file ``path`` at ``offset``, with the
+    configured upload checksum; return the response headers and the checksum headers sent."""
+    fd = None if path is None else os.open(path, os.O_RDONLY)
+    if fd is None:
+        length = len(body or b"")
     try:
-        sums = checksums.upload_headers(tr.upload_checksums, a.get("body"), fd, offset, length)
+        sums = checksums.upload_headers(tr.upload_checksums, body, fd, offset, length)
         if sums:
             headers = dict(headers, **sums)
         if fd is None:
-            status, h, _ = tr.request("PUT", task.bucket, task.key, query, headers, body=a["body"])
+            status, h, _ = tr.request("PUT", task.bucket, task.key, query, headers,
+                                      body=body or b"")
         else:
             status, h, _ = tr.request("PUT", task.bucket, task.key, query, headers,
                                       body_file=(fd, offset, length))
     except LocalFileError as e:  # name the file: the worker reports it as LocalIOError
-        raise OSError(e.errno, e.strerror, a.get("path")) from None
+        raise OSError(e.errno, e.strerror, path) from None
     finally:
         if fd is not None:
             os.close(fd)
@@ -172,32 +167,28 @@ def _upload(tr: Transport, task: Task, query: dict | None, headers: dict, progre
 
 
 def put(tr: Transport, task: Task, progress: Progress) -> dict:
-    """Single-request PUT. args: ``body`` or ``path``/``offset``/``length``, ``headers``."""
-    h, _ = _upload(tr, task, None, task.args.get("headers") or {}, progress)
+    """Single-request PUT (:class:`~fasts3.engine.tasks.PutArgs`)."""
+    a: PutArgs = task.args  # type: ignore[assignment]
+    h, _ = _upload(tr, task, None, a.headers or {}, a.body, a.path, a.offset, a.length,
+                   progress)
     return {"etag": h.get("etag", "").strip('"'), "version_id": h.get("x-amz-version-id")}
 
 
-def _retried(a: dict) -> bool:
-    """Whether an earlier try of this task may have reached the server unanswered."""
-    return bool(a.get("attempt") or a.get("rerun"))
-
-
 def mpu_create(tr: Transport, task: Task, progress: Progress) -> dict:
-    """Start a multipart upload. args: ``headers`` (content type, metadata, encryption),
-    ``part_checksums`` (the parts will be uploaded with checksums: declare the algorithm),
-    ``since`` (wall time of the first try: on a retry, uploads of this key created since then
-    by lost tries are aborted, see ``orphans.py``)."""
-    a = task.args
-    headers = dict(a.get("headers") or {})
-    if a.get("part_checksums") and tr.upload_checksums == "crc32":
+    """Start a multipart upload (:class:`~fasts3.engine.tasks.MpuCreateArgs`). On a retry,
+    uploads of this key created since the first try by lost tries are aborted (see
+    ``orphans.py``)."""
+    a: MpuCreateArgs = task.args  # type: ignore[assignment]
+    headers = dict(a.headers or {})
+    if a.part_checksums and tr.upload_checksums == "crc32":
         # our uploaded parts carry CRC32s, and S3 wants that declared up front (copied parts
         # do not, so copies never ask for it)
         headers["x-amz-checksum-algorithm"] = "CRC32"
     _, _, data = tr.request("POST", task.bucket, task.key, {"uploads": ""}, headers)
     upload_id = s3xml.parse_upload_id(data)
-    if _retried(a) and a.get("since") is not None:
+    if task.retried and a.since is not None:
         try:
-            orphans.abort_since(tr, task.bucket, task.key, a["since"], keep=upload_id)
+            orphans.abort_since(tr, task.bucket, task.key, a.since, keep=upload_id)
         except (HTTPFailure, NetworkFailure) as e:
             if e.transient:
                 # Retry the whole creation: the next try searches again from the first try's
@@ -209,29 +200,27 @@ def mpu_create(tr: Transport, task: Task, progress: Progress) -> dict:
 
 
 def mpu_part(tr: Transport, task: Task, progress: Progress) -> dict:
-    """Upload one part. args: ``upload_id``, ``part``, ``path``, ``offset``, ``length``."""
-    a = task.args
-    h, sums = _upload(tr, task, {"partNumber": str(a["part"]), "uploadId": a["upload_id"]},
-                      {}, progress)
-    return {"part": a["part"], "etag": h.get("etag", "").strip('"'),
+    """Upload one part (:class:`~fasts3.engine.tasks.MpuPartArgs`)."""
+    a: MpuPartArgs = task.args  # type: ignore[assignment]
+    h, sums = _upload(tr, task, {"partNumber": str(a.part), "uploadId": a.upload_id}, {},
+                      None, a.path, a.offset, a.length, progress)
+    return {"part": a.part, "etag": h.get("etag", "").strip('"'),
             "checksum": sums.get("x-amz-checksum-crc32")}
 
 
 def mpu_complete(tr: Transport, task: Task, progress: Progress) -> dict:
-    """Finish a multipart upload. args: ``upload_id``, ``parts`` ([(number, etag)]), ``size``
-    (total bytes: if a retry finds the upload gone because a lost try completed it, an object
-    of that size at the key counts as success)."""
-    a = task.args
-    body = s3xml.complete_body(a["parts"])
+    """Finish a multipart upload (:class:`~fasts3.engine.tasks.MpuCompleteArgs`)."""
+    a: MpuCompleteArgs = task.args  # type: ignore[assignment]
+    body = s3xml.complete_body(a.parts)
     try:
-        _, h, data = tr.request("POST", task.bucket, task.key, {"uploadId": a["upload_id"]},
+        _, h, data = tr.request("POST", task.bucket, task.key, {"uploadId": a.upload_id},
                                 {"content-type": "application/xml",
                                  "content-md5": checksums.content_md5(body)}, body=body)
     except HTTPFailure as e:
-        if e.status == 404 and _retried(a) and a.get("size") is not None:
+        if e.status == 404 and task.retried and a.size is not None:
             resp = tr.send("HEAD", task.bucket, task.key)
             resp.raw.read()
-            if int(resp.headers.get("content-length", -1)) == a["size"]:
+            if int(resp.headers.get("content-length", -1)) == a.size:
                 return {"version_id": resp.headers.get("x-amz-version-id")}
         raise
     code, message = s3xml.check_complete(data)
@@ -242,29 +231,37 @@ def mpu_complete(tr: Transport, task: Task, progress: Progress) -> dict:
 
 def mpu_abort(tr: Transport, task: Task, progress: Progress) -> dict:
     """Abort a multipart upload (an upload already gone counts as aborted)."""
+    a: MpuAbortArgs = task.args  # type: ignore[assignment]
     try:
-        tr.request("DELETE", task.bucket, task.key, {"uploadId": task.args["upload_id"]})
+        tr.request("DELETE", task.bucket, task.key, {"uploadId": a.upload_id})
     except HTTPFailure as e:
         if e.status != 404:
             raise
     return {}
 
 
+def mpu_abort_key(tr: Transport, task: Task, progress: Progress) -> dict:
+    """Abort the uploads of ``task.key`` started since ``since`` (``MpuAbortKeyArgs``)."""
+    a: MpuAbortKeyArgs = task.args  # type: ignore[assignment]
+    return {"aborted": orphans.abort_since(tr, task.bucket, task.key, a.since)}
+
+
 def list_page(tr: Transport, task: Task, progress: Progress) -> dict:
-    """One ListObjectsV2 page. args: ``prefix``, ``delimiter``, ``token``."""
-    a = task.args
-    query = {"list-type": "2", "max-keys": "1000", "prefix": a.get("prefix") or ""}
-    if a.get("delimiter"):
-        query["delimiter"] = a["delimiter"]
-    if a.get("token"):
-        query["continuation-token"] = a["token"]
+    """One ListObjectsV2 page (:class:`~fasts3.engine.tasks.ListArgs`)."""
+    a: ListArgs = task.args  # type: ignore[assignment]
+    query = {"list-type": "2", "max-keys": "1000", "prefix": a.prefix or ""}
+    if a.delimiter:
+        query["delimiter"] = a.delimiter
+    if a.token:
+        query["continuation-token"] = a.token
     _, _, data = tr.request("GET", task.bucket, "", query)
     return s3xml.parse_list(data)
 
 
 def delete(tr: Transport, task: Task, progress: Progress) -> dict:
-    """DeleteObjects for up to 1000 ``keys``; returns the per-key failures."""
-    body = s3xml.delete_body(task.args["keys"])
+    """DeleteObjects for up to 1000 keys; returns the per-key failures."""
+    a: DeleteArgs = task.args  # type: ignore[assignment]
+    body = s3xml.delete_body(a.keys)
     md5 = base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode()
     _, _, data = tr.request("POST", task.bucket, "", {"delete": ""},
                             {"content-md5": md5, "content-type": "application/xml"}, body=body)
@@ -274,12 +271,12 @@ def delete(tr: Transport, task: Task, progress: Progress) -> dict:
 _ETAG = re.compile(r"<ETag>(.*?)</ETag>", re.S)
 
 
-def _copy_source(a: dict) -> str:
+def _copy_source(src: CopySource) -> str:
     """The ``x-amz-copy-source`` value: ``/bucket/key`` URL-encoded, plus ``?versionId=``."""
-    src = quote_path(f"/{a['src_bucket']}/{a['src_key']}")
-    if a.get("src_version"):
-        src += "?versionId=" + quote_path(a["src_version"])
-    return src
+    value = quote_path(f"/{src.bucket}/{src.key}")
+    if src.version:
+        value += "?versionId=" + quote_path(src.version)
+    return value
 
 
 def _copy_result(data: bytes, headers: dict[str, str]) -> str:
@@ -294,43 +291,42 @@ def _copy_result(data: bytes, headers: dict[str, str]) -> str:
 
 
 def copy_object(tr: Transport, task: Task, progress: Progress) -> dict:
-    """Server-side CopyObject to ``task.bucket/task.key``. args: ``src_bucket``, ``src_key``,
-    ``src_version``, ``headers`` (e.g. SSE, storage class; the source's metadata is kept),
-    ``size`` (for progress only, may be None)."""
-    a = task.args
-    headers = dict(a.get("headers") or {})
-    headers["x-amz-copy-source"] = _copy_source(a)
+    """Server-side CopyObject to ``task.bucket/task.key`` (:class:`CopyArgs`; the source's
+    metadata is kept)."""
+    a: CopyArgs = task.args  # type: ignore[assignment]
+    headers = dict(a.headers or {})
+    headers["x-amz-copy-source"] = _copy_source(a.source)
     _, h, data = tr.request("PUT", task.bucket, task.key, None, headers)
     etag = _copy_result(data, h)
-    progress(a.get("size") or 0)
+    progress(a.size or 0)
     return {"etag": etag, "version_id": h.get("x-amz-version-id")}
 
 
 def mpu_part_copy(tr: Transport, task: Task, progress: Progress) -> dict:
-    """UploadPartCopy: one part of a multipart upload copied from a source byte range.
-    args: ``upload_id``, ``part``, ``src_bucket``, ``src_key``, ``src_version``, ``offset``,
-    ``length`` (bytes of the source)."""
-    a = task.args
-    headers = {"x-amz-copy-source": _copy_source(a),
-               "x-amz-copy-source-range": f"bytes={a['offset']}-{a['offset'] + a['length'] - 1}"}
-    query = {"partNumber": str(a["part"]), "uploadId": a["upload_id"]}
+    """UploadPartCopy: one part of a multipart upload copied from a source byte range
+    (:class:`~fasts3.engine.tasks.PartCopyArgs`)."""
+    a: PartCopyArgs = task.args  # type: ignore[assignment]
+    headers = {"x-amz-copy-source": _copy_source(a.source),
+               "x-amz-copy-source-range": f"bytes={a.offset}-{a.offset + a.length - 1}"}
+    query = {"partNumber": str(a.part), "uploadId": a.upload_id}
     _, h, data = tr.request("PUT", task.bucket, task.key, query, headers)
     etag = _copy_result(data, h)
-    progress(a["length"])
-    return {"part": a["part"], "etag": etag}
+    progress(a.length)
+    return {"part": a.part, "etag": etag}
 
 
-HANDLERS: dict[str, Callable[[Transport, Task, Progress], dict]] = {
-    "get": get,
-    "head": head,
-    "put": put,
-    "mpu_create": mpu_create,
-    "mpu_part": mpu_part,
-    "mpu_complete": mpu_complete,
-    "mpu_abort": mpu_abort,
-    "mpu_abort_key": orphans.mpu_abort_key,
-    "list": list_page,
-    "delete": delete,
-    "copy": copy_object,
-    "mpu_part_copy": mpu_part_copy,
+HANDLERS: dict[type, Callable[[Transport, Task, Progress], dict]] = {
+    GetArgs: get,
+    HeadArgs: head,
+    PutArgs: put,
+    MpuCreateArgs: mpu_create,
+    MpuPartArgs: mpu_part,
+    MpuCompleteArgs: mpu_complete,
+    MpuAbortArgs: mpu_abort,
+    MpuAbortKeyArgs: mpu_abort_key,
+    ListArgs: list_page,
+    DeleteArgs: delete,
+    CopyArgs: copy_object,
+    PartCopyArgs: mpu_part_copy,
 }
+"""The handler of each task kind, by the type of its arguments."""

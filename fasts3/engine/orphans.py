@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 
 from . import s3xml
-from .tasks import Task
 from .transport import HTTPFailure, Transport
 
 log = logging.getLogger("fasts3.worker")
@@ -27,7 +26,7 @@ CLOCK_SKEW = 5.0
 
 def list_uploads(tr: Transport, bucket: str, key: str) -> list[tuple[str, int | None]]:
     """``[(upload_id, initiated epoch seconds or None)]`` of the uploads of exactly ``key``."""
-    out = []
+    out: list[tuple[str, int | None]] = []
     query = {"uploads": "", "prefix": key}
     for _ in range(1000):  # bounded: at most 1,000,000 uploads of one prefix
         _, _, data = tr.request("GET", bucket, "", query)
@@ -58,8 +57,3 @@ def abort_since(tr: Transport, bucket: str, key: str, since: float,
         log.info("aborted %d multipart upload(s) of %s/%s whose creation went unanswered",
                  n, bucket, key)
     return n
-
-
-def mpu_abort_key(tr: Transport, task: Task, progress) -> dict:
-    """Abort the uploads of ``task.key`` started since ``args["since"]`` (epoch seconds)."""
-    return {"aborted": abort_since(tr, task.bucket, task.key, task.args["since"])}

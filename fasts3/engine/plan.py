@@ -1,9 +1,10 @@
 """Batch -> tasks: one *op* per user request, a small state machine that emits worker tasks.
 
-* :class:`GetOp` — the first request fetches the first part with a Range header; its
-  Content-Range gives the size; the remaining parts (pinned to the first part's ETag with
-  If-Match) go to every worker and land by offset in one preallocated temp file, renamed into
-  place when all are in.
+* :class:`GetOp` — the first request is a plain GET (or the user's range): a small object
+  arrives whole and the worker commits it; of a large one the worker keeps the first part,
+  the answer gives the size, and the remaining parts (pinned to the first answer's ETag with
+  If-Match) go to every worker and land by offset in one preallocated temp file, committed
+  (``files.commit``) when all are in.
 * uploads: :class:`~fasts3.engine.upload_plan.PutOp` (``upload_plan.py``); server-side copies:
   ``copy_plan.py``.
 * :class:`HeadOp`, :class:`ListOp` (follows continuation tokens), :class:`DeleteOp`.
@@ -14,26 +15,14 @@ Ops never raise: a failure is stored in ``op.error`` (an :class:`~fasts3.errors.
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
-from ..errors import S3Error, S3NotFound, S3RetriesExhausted, error_from_response
-from .tasks import Task, TaskSpec
+from ..errors import S3Error, S3NotFound
+from . import files
+from .retry import make_error
+from .tasks import DeleteArgs, GetArgs, HeadArgs, ListArgs, Task, TaskArgs, TaskSpec
 
 log = logging.getLogger("fasts3.plan")
-
-
-def make_error(error: tuple, url: str) -> S3Error:
-    """Turn a worker's ``(status, code, message, transient, attempts)`` into an S3Error."""
-    status, code, message, transient, attempts = error
-    if code == "LocalFileNotFound":
-        return S3NotFound(message, url, code, status)
-    if transient:
-        return S3RetriesExhausted(f"Gave up after {attempts} attempts: {message}", url, code,
-                                  status, urls=[url])
-    if code in ("NoSpaceLeft", "LocalIOError", "WorkerCrashed", "InternalError"):
-        return S3Error(message, url, code, status)
-    return error_from_response(status, code, message, url)
 
 
 class _Op:
@@ -48,9 +37,10 @@ class _Op:
         self.cancelled = False
         self.outstanding = 0
 
-    def spec(self, kind: str, **args: Any) -> TaskSpec:
+    def spec(self, args: TaskArgs) -> TaskSpec:
+        """A task of this op on its own object (counted as outstanding)."""
         self.outstanding += 1
-        return TaskSpec(kind, self.bucket, self.key, args)
+        return TaskSpec(self.bucket, self.key, args)
 
     def received(self) -> None:
         self.outstanding -= 1
@@ -95,7 +85,7 @@ class HeadOp(_Op):
         self.result: dict[str, str] | None = None
 
     def start(self) -> list[TaskSpec]:
-        return [self.spec("head", version_id=self.version_id)]
+        return [self.spec(HeadArgs(self.version_id))]
 
     def on_result(self, task: Task, value: Any, error: tuple | None) -> list[TaskSpec]:
         self.received()
@@ -135,22 +125,21 @@ class GetOp(_Op):
 
     def start(self) -> list[TaskSpec]:
         p = self.part_size
-        args: dict[str, Any] = {"path": self.temp, "final": self.final, "first": True,
-                                "version_id": self.version_id}
+        first = GetArgs(self.temp, first=True, final=self.final, version_id=self.version_id)
         if self.rng is None:
             # A plain GET: a small object arrives whole, with its checksum (servers send none
             # on ranged answers); of a large one the worker keeps the first ``part`` bytes.
-            args.update(range=None, base=0, want_end=None, whole=True, part=p)
+            args = first._replace(whole=True, part=p)
         else:
             off, length = self.rng
             if length is None:
-                args.update(range=f"bytes={off}-{off + p - 1}", base=off, want_end=None)
+                args = first._replace(range=f"bytes={off}-{off + p - 1}", base=off)
             elif length < 0:
-                args.update(range=f"bytes={length}", base=None, want_end=None)
+                args = first._replace(range=f"bytes={length}", base=None)
             else:
-                args.update(range=f"bytes={off}-{off + min(length, p) - 1}", base=off,
-                            want_end=off + length)
-        return [self.spec("get", **args)]
+                args = first._replace(range=f"bytes={off}-{off + min(length, p) - 1}",
+                                      base=off, want_end=off + length)
+        return [self.spec(args)]
 
     def on_result(self, task: Task, value: Any, error: tuple | None) -> list[TaskSpec]:
         self.received()
@@ -158,23 +147,24 @@ class GetOp(_Op):
             if self.error is not None:
                 self.discard()  # a late result of a failed or cancelled download
             return []
+        first = isinstance(task.args, GetArgs) and task.args.first
         if error is not None:
             err = make_error(error, self.url)
-            if task.args["first"] and isinstance(err, S3NotFound) and self.return_missing:
+            if first and isinstance(err, S3NotFound) and self.return_missing:
                 self.missing = True
                 self.done = True
             else:
                 self.fail(err)
                 self.discard()
             return []
-        if task.args["first"]:
+        if first:
             self.headers = value["headers"]
             self.total = value["total"]
             self.start_offset = value["base"]
             self.length = value["end"] - value["base"]
             self.learned_bytes = self.length  # for progress totals (read by the scheduler)
             if value["complete"]:
-                self.done = True
+                self.done = True  # the worker committed the file
                 return []
             etag = self.headers.get("etag", "").strip('"') or None
             specs = []
@@ -182,16 +172,16 @@ class GetOp(_Op):
             part = _rest_part_size(self.part_size, value["end"] - pos)
             while pos < value["end"]:
                 n = min(part, value["end"] - pos)
-                specs.append(self.spec(
-                    "get", path=self.temp, base=value["base"], range=f"bytes={pos}-{pos + n - 1}",
-                    first=False, if_match=etag, expect=(pos, n), version_id=self.version_id))
+                specs.append(self.spec(GetArgs(
+                    self.temp, base=value["base"], range=f"bytes={pos}-{pos + n - 1}",
+                    if_match=etag, expect=(pos, n), version_id=self.version_id)))
                 pos += n
             self._parts_left = len(specs)
             return specs
         self._parts_left -= 1
         if self._parts_left == 0:
             try:
-                os.replace(self.temp, self.final)
+                files.commit(self.temp, self.final)
             except OSError as e:
                 self.fail(S3Error(f"Could not move the download into place: {e}", self.url,
                                   "LocalIOError"))
@@ -214,11 +204,7 @@ class GetOp(_Op):
     def discard(self) -> None:
         """Remove the temp file and, since this download failed, any final file a worker
         may have completed meanwhile: a failed op leaves nothing behind."""
-        for path in (self.temp, self.final):
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+        files.discard(self.temp, self.final)
 
 
 MiB = 1 << 20
@@ -250,7 +236,7 @@ class ListOp(_Op):
         self.prefixes: list[str] = []
 
     def start(self) -> list[TaskSpec]:
-        return [self.spec("list", prefix=self.key, delimiter=self.delimiter, token=None)]
+        return [self.spec(ListArgs(self.key, self.delimiter))]
 
     def on_result(self, task: Task, value: Any, error: tuple | None) -> list[TaskSpec]:
         self.received()
@@ -262,8 +248,7 @@ class ListOp(_Op):
         self.objects.extend(value["objects"])
         self.prefixes.extend(value["prefixes"])
         if value["next"]:
-            return [self.spec("list", prefix=self.key, delimiter=self.delimiter,
-                              token=value["next"])]
+            return [self.spec(ListArgs(self.key, self.delimiter, value["next"]))]
         self.done = True
         return []
 
@@ -277,7 +262,7 @@ class DeleteOp(_Op):
         self.failures: list[tuple[str, str, str]] = []
 
     def start(self) -> list[TaskSpec]:
-        return [self.spec("delete", keys=self.keys)]
+        return [self.spec(DeleteArgs(self.keys))]
 
     def on_result(self, task: Task, value: Any, error: tuple | None) -> list[TaskSpec]:
         self.received()

@@ -8,7 +8,7 @@ listing page, the completion of a multipart upload).
 Failure handling:
 
 * A worker that dies (crash, SIGKILL) is replaced (with fresh credentials from
-  ``credentials_source``); the tasks it held are re-run (``args["rerun"]`` counts how often),
+  ``credentials_source``); the tasks it held are re-run (``Task.rerun`` counts how often),
   each at most ``MAX_RERUNS`` times before it fails as ``WorkerCrashed``.
 * With ``fail_fast``, the first op that fails cancels the batch: queued tasks are dropped (the
   ops :meth:`forget` them), ops are told to :meth:`cancel` (returning cleanup tasks such as
@@ -32,11 +32,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import IO, Any
 
 from ..errors import S3Error
 from .scheduler import Batch, Op
-from .tasks import Task, TaskSpec, read_frame, write_frame
+from .tasks import Task, TaskSpec, WorkerInit, read_frame, write_frame
 
 log = logging.getLogger("fasts3.pool")
 MAX_RESPAWNS = 20
@@ -45,10 +45,13 @@ _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
 
 
 class _Worker:
-    def __init__(self, slot: int, gen: int, proc: subprocess.Popen) -> None:
+    def __init__(self, slot: int, gen: int, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdin is not None and proc.stdout is not None
         self.slot = slot
         self.gen = gen
         self.proc = proc
+        self.stdin: IO[bytes] = proc.stdin
+        self.stdout: IO[bytes] = proc.stdout
         self.inflight: dict[int, Task] = {}
         self.alive = True
 
@@ -56,10 +59,11 @@ class _Worker:
 class Pool:
     """A fixed number of worker processes, each running ``threads`` requests at once."""
 
-    def __init__(self, init: dict, processes: int, threads: int) -> None:
-        self._init = dict(init, threads=threads)
+    def __init__(self, init: WorkerInit, processes: int,
+                 credentials_source: Callable[[], Any] | None = None) -> None:
+        self._init = init
         self.processes = processes
-        self.capacity = threads * 2
+        self.capacity = init.threads * 2
         self._workers: list[_Worker] = []
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._ids = itertools.count(1)
@@ -68,7 +72,7 @@ class Pool:
         self._closed = False
         #: called (in the parent) for current credentials when a worker is replaced and
         #: periodically during long batches; ``None`` keeps the last ones sent.
-        self.credentials_source: Callable[[], Any] | None = None
+        self.credentials_source = credentials_source
 
     # -- lifecycle ---------------------------------------------------------------------
     @property
@@ -91,7 +95,7 @@ class Pool:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True,
         )
         w = _Worker(slot, next(self._gen), proc)
-        write_frame(proc.stdin, ("init", self._init))
+        write_frame(w.stdin, ("init", self._init))
         threading.Thread(target=self._read, args=(w,), daemon=True,
                          name=f"fasts3-pool-reader-{slot}").start()
         return w
@@ -99,16 +103,19 @@ class Pool:
     def _read(self, w: _Worker) -> None:
         while True:
             try:
-                msg = read_frame(w.proc.stdout)
+                msg = read_frame(w.stdout)
             except (OSError, ValueError, EOFError):
                 msg = None
             self._inbox.put((w.slot, w.gen, msg))
             if msg is None:
                 return
 
-    def set_credentials(self, credentials: Any) -> None:
-        """Send fresh credentials to every worker (and to workers started later)."""
-        self._init["credentials"] = credentials
+    def update_credentials(self, credentials: Any) -> None:
+        """Send ``credentials`` to every worker (and to workers started later) if they
+        differ from the last ones sent."""
+        if credentials == self._init.credentials:
+            return
+        self._init = self._init._replace(credentials=credentials)
         for w in self._workers:
             self._send(w, ("creds", credentials))
 
@@ -121,12 +128,11 @@ class Pool:
         except Exception as e:  # noqa: BLE001 - keep the old ones; the requests will tell
             log.warning("could not refresh credentials: %s", type(e).__name__)
             return
-        if creds != self._init.get("credentials"):
-            self.set_credentials(creds)
+        self.update_credentials(creds)
 
     def _send(self, w: _Worker, msg: object) -> bool:
         try:
-            write_frame(w.proc.stdin, msg)
+            write_frame(w.stdin, msg)
             return True
         except (BrokenPipeError, OSError, ValueError):
             return False  # the reader thread reports the death
@@ -148,7 +154,7 @@ class Pool:
         for w in self._workers:
             self._send(w, ("stop",))
             try:
-                w.proc.stdin.close()
+                w.stdin.close()
             except OSError:
                 pass
         deadline = time.monotonic() + 5.0

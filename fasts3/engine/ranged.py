@@ -1,7 +1,7 @@
 """Ranged GETs of one object from the calling process, for :mod:`fasts3.seekable`.
 
-A :class:`RangeReader` signs (with credentials re-read from the S3 context's connection, so
-botocore refreshes reach it), sends and retries range GETs on its own
+A :class:`RangeReader` signs (with credentials re-read from the engine before each request, so
+botocore refreshes reach it), sends and retries (``retry.run_with_retries``) range GETs on its own
 :class:`~fasts3.engine.transport.Transport` (one keep-alive connection per calling thread).
 The first answer fixes the object's size, ETag and version; every later request carries
 ``If-Match`` and its answer is checked against them, so a changed object raises
@@ -14,13 +14,13 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import time
+from collections.abc import Callable
 from typing import Any
 
-from ..errors import S3Error, S3ObjectChanged, S3RetriesExhausted, error_from_response
-from .retry import RetryPolicy
-from .sigv4 import Signer
-from .transport import HTTPFailure, NetworkFailure, Transport
+from ..errors import S3Error, S3ObjectChanged
+from .retry import RetryPolicy, TaskFailed, make_error, run_with_retries
+from .sigv4 import Credentials, Signer
+from .transport import EndpointSpec, HTTPFailure, NetworkFailure, Transport
 
 log = logging.getLogger("fasts3.seekable")
 
@@ -30,16 +30,16 @@ _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 class RangeReader:
     """Signed, retried, ETag-pinned range GETs of one object (thread-safe).
 
-    ``connection`` is a :class:`~fasts3.session.Connection` (``.endpoint``,
-    ``.credentials()``), ``config`` a :class:`~fasts3.config.TransferConfig` (timeouts and
-    retry policy). Counters: ``requests`` (sent, retries included), ``bytes_fetched``.
+    ``credentials()`` returns the current credentials (the engine's one source), ``config``
+    is a :class:`~fasts3.config.TransferConfig` (timeouts and retry policy). Counters:
+    ``requests`` (sent, retries included), ``bytes_fetched``.
     """
 
-    def __init__(self, connection: Any, config: Any, url: str, bucket: str, key: str,
+    def __init__(self, endpoint: EndpointSpec, credentials: Callable[[], Credentials],
+                 config: Any, url: str, bucket: str, key: str,
                  version_id: str | None = None) -> None:
-        self._conn = connection
-        endpoint = self._conn.endpoint
-        self._creds = self._conn.credentials()
+        self._credentials = credentials
+        self._creds = credentials()
         self._tr = Transport(endpoint, Signer(self._creds, endpoint.region),
                              config.connect_timeout, config.read_timeout)
         self._retry = RetryPolicy(config.max_attempts, config.backoff_base,
@@ -66,22 +66,11 @@ class RangeReader:
             limit: int = 0) -> tuple[int, bytes]:
         """One range with retries. ``expect`` is the ``(offset, length)`` the answer must
         have; ``limit`` bounds a whole-object (200) answer. Raises typed S3 errors."""
-        attempt = 0
-        while True:
-            try:
-                return self._once(rng, expect, limit)
-            except (HTTPFailure, NetworkFailure) as e:
-                if e.status == 412:
-                    raise self.changed("the ETag no longer matches", 412) from None
-                attempt += 1
-                if not e.transient or attempt >= self._retry.max_attempts:
-                    if e.transient:
-                        raise S3RetriesExhausted(f"Gave up after {attempt} attempts: {e}",
-                                                 self.url, e.code, e.status,
-                                                 urls=[self.url]) from None
-                    raise error_from_response(e.status, e.code, e.message, self.url) from None
-                log.debug("retrying %s (%s) after %s", self.url, rng, e)
-                time.sleep(self._retry.delay(attempt - 1))
+        try:
+            return run_with_retries(lambda _attempt: self._once(rng, expect, limit),
+                                    self._retry, what=f"{self.url} ({rng})")
+        except TaskFailed as e:
+            raise make_error(e.info, self.url) from None
 
     def changed(self, why: str, status: int = 0) -> S3ObjectChanged:
         return S3ObjectChanged(f"Object changed while open ({why})", self.url,
@@ -89,7 +78,7 @@ class RangeReader:
 
     def _once(self, rng: str | None, expect: tuple[int, int] | None,
               limit: int) -> tuple[int, bytes]:
-        creds = self._conn.credentials()
+        creds = self._credentials()
         if creds != self._creds:  # botocore refreshed them
             self._creds = creds
             self._tr.signer = Signer(creds, self._tr.endpoint.region)
@@ -99,7 +88,12 @@ class RangeReader:
         query = {"versionId": self.version_id} if self.version_id else None
         with self._lock:
             self.requests += 1
-        resp = self._tr.send("GET", self.bucket, self.key, query, headers)
+        try:
+            resp = self._tr.send("GET", self.bucket, self.key, query, headers)
+        except HTTPFailure as e:
+            if e.status == 412:
+                raise self.changed("the ETag no longer matches", 412) from None
+            raise
         h = resp.headers
         m = _CONTENT_RANGE.match(h.get("content-range", ""))
         if resp.status == 206 and m:

@@ -1,5 +1,12 @@
-"""Which failures are retried, how long to wait, and how many requests may be in flight.
+"""Which failures are retried, how long to wait, how a failure becomes a typed error, and how
+many requests may be in flight. The one retry loop and the one error mapping of the engine:
 
+* :func:`run_with_retries` runs a request function until it succeeds, retrying transient
+  failures (the ``transient`` flag of the transport's exceptions) after a backoff; anything
+  else, or the last attempt, raises :class:`TaskFailed` with an :data:`ErrorInfo` (worker
+  processes send that tuple to the parent).
+* :func:`make_error` turns an :data:`ErrorInfo` into the typed :class:`~fasts3.errors.S3Error`
+  the user sees (used by the ops and by ``ranged.py``).
 * :class:`RetryPolicy`: bounded attempts, exponential backoff with full jitter
   (``uniform(0, min(cap, base * 2**attempt))`` seconds).
 * :class:`Throttle`: an adaptive limit on concurrent requests in one worker (AIMD). A
@@ -11,9 +18,22 @@
 
 from __future__ import annotations
 
+import errno
+import logging
 import random
 import threading
-from typing import NamedTuple
+import time
+from collections.abc import Callable
+from typing import NamedTuple, TypeVar
+from xml.etree.ElementTree import ParseError
+
+from ..errors import S3Error, S3NotFound, S3RetriesExhausted, error_from_response
+from .tasks import ErrorInfo
+from .transport import HTTPFailure, NetworkFailure
+
+log = logging.getLogger("fasts3.retry")
+T = TypeVar("T")
+LOCAL_CODES = frozenset({"NoSpaceLeft", "LocalIOError", "WorkerCrashed", "InternalError"})
 
 
 class RetryPolicy(NamedTuple):
@@ -82,3 +102,71 @@ class Throttle:
                 self._successes = 0
                 self.limit = min(self.maximum, self.limit + 1)
                 self._cond.notify()
+
+
+class TaskFailed(Exception):
+    """A request failed for good; ``info`` is its :data:`ErrorInfo`."""
+
+    def __init__(self, info: ErrorInfo) -> None:
+        super().__init__(info[2])
+        self.info = info
+
+
+def local_error(e: OSError, attempts: int) -> ErrorInfo:
+    """The :data:`ErrorInfo` of a local file failure (never transient)."""
+    code = "NoSpaceLeft" if e.errno == errno.ENOSPC else "LocalIOError"
+    if e.errno == errno.ENOENT:
+        code = "LocalFileNotFound"
+    where = f": {e.filename}" if e.filename else ""
+    return (0, code, f"{e.strerror or e}{where}", False, attempts)
+
+
+def run_with_retries(call: Callable[[int], T], policy: RetryPolicy,
+                     throttle: Throttle | None = None, what: str = "") -> T:
+    """``call(attempt)`` (``attempt`` counts from 0) until it returns.
+
+    Transient failures (``HTTPFailure``/``NetworkFailure`` with ``transient``; an unparseable
+    XML answer counts as a garbled, transient one) are retried after a full-jitter backoff,
+    up to ``policy.max_attempts`` tries; throttling answers also cut ``throttle``. A
+    permanent failure, the last transient one, or a local file error raise
+    :class:`TaskFailed`. :class:`~fasts3.errors.S3Error`\\ s raised by ``call`` pass through.
+    """
+    attempt = 0
+    while True:
+        generation = throttle.acquire() if throttle is not None else 0
+        try:
+            try:
+                value = call(attempt)
+            except ParseError as e:  # a garbled answer: worth another try
+                raise NetworkFailure("BadResponse", f"unreadable XML: {e}") from None
+            finally:
+                if throttle is not None:
+                    throttle.release()
+            if throttle is not None:
+                throttle.succeeded()
+            return value
+        except (HTTPFailure, NetworkFailure) as e:
+            attempt += 1
+            if e.throttled and throttle is not None:
+                throttle.throttled(generation)
+            if not e.transient or attempt >= policy.max_attempts:
+                raise TaskFailed((e.status, e.code, e.message, e.transient, attempt)) from None
+            log.debug("retrying %s after %s", what, e)
+            time.sleep(policy.delay(attempt - 1))
+        except S3Error:
+            raise
+        except OSError as e:
+            raise TaskFailed(local_error(e, attempt + 1)) from None
+
+
+def make_error(error: ErrorInfo | tuple, url: str) -> S3Error:
+    """Turn an :data:`ErrorInfo` into the typed :class:`~fasts3.errors.S3Error` for ``url``."""
+    status, code, message, transient, attempts = error
+    if code == "LocalFileNotFound":
+        return S3NotFound(message, url, code, status)
+    if transient:
+        return S3RetriesExhausted(f"Gave up after {attempts} attempts: {message}", url, code,
+                                  status, urls=[url])
+    if code in LOCAL_CODES:
+        return S3Error(message, url, code, status)
+    return error_from_response(status, code, message, url)

@@ -71,7 +71,7 @@ class Batch:
 
     def submit(self, op: Op, specs: list[TaskSpec]) -> None:
         for spec in specs:
-            task = Task(self.pool.new_id(), spec.kind, spec.bucket, spec.key, spec.args)
+            task = Task(self.pool.new_id(), spec.bucket, spec.key, spec.args)
             self.pending.append(task)
             self.owner[task.id] = op
 
@@ -124,13 +124,13 @@ class Batch:
         specs = op.on_result(task, value, error)
         learned = getattr(op, "learned_bytes", 0)
         if learned:
-            op.learned_bytes = 0
+            op.learned_bytes = 0  # type: ignore[attr-defined]
             if self.on_total is not None:
                 self.on_total(learned)
         if self.failed:
             for s in specs:
                 if s.kind not in CLEANUP_KINDS:
-                    _forget(op, Task(0, s.kind, s.bucket, s.key, s.args))
+                    _forget(op, Task(0, s.bucket, s.key, s.args))
             specs = [s for s in specs if s.kind in CLEANUP_KINDS]
         self.submit(op, specs)
         if op.done and not was_done:
@@ -154,7 +154,7 @@ class Batch:
             op = self.owner.pop(t.id, None)
             if op is not None:
                 _forget(op, t)
-        cleanup = []
+        cleanup: list[tuple[Op, TaskSpec]] = []
         for op in self.ops:
             if not op.done:
                 cleanup.extend((op, s) for s in op.cancel())
@@ -173,7 +173,7 @@ class Batch:
                 ops.append(op)
         self.owner.clear()
         self.pending.clear()
-        cleanup = []
+        cleanup: list[tuple[Op, TaskSpec]] = []
         for op in ops:
             cleanup.extend((op, s) for s in _abandon(op))
         return cleanup
@@ -189,4 +189,4 @@ class Batch:
                 self.finish(t, None, (0, "WorkerCrashed", "a worker died running this task "
                                       f"{n} times", False, n))
             else:
-                self.pending.appendleft(t._replace(args={**t.args, "rerun": n}))
+                self.pending.appendleft(t._replace(rerun=n))

@@ -231,9 +231,9 @@ class Transport:
             except (OSError, http.client.HTTPException):
                 self._drop(host)
                 data = b""
-            code, message = s3xml.parse_error(data)
-            raise HTTPFailure(raw.status, code or str(raw.status), message or raw.reason,
-                              resp_headers)
+            s3_code, s3_message = s3xml.parse_error(data)
+            raise HTTPFailure(raw.status, s3_code or str(raw.status),
+                              s3_message or str(raw.reason or ""), resp_headers)
         return Response(raw.status, resp_headers, raw)
 
     @staticmethod

@@ -12,8 +12,19 @@ import time
 from typing import Any
 
 from ..errors import S3Error, S3NotFound
-from .plan import _Op, make_error
-from .tasks import Task, TaskSpec
+from .plan import _Op
+from .retry import make_error
+from .tasks import (
+    HeadArgs,
+    MpuAbortArgs,
+    MpuAbortKeyArgs,
+    MpuCompleteArgs,
+    MpuCreateArgs,
+    MpuPartArgs,
+    PutArgs,
+    Task,
+    TaskSpec,
+)
 
 log = logging.getLogger("fasts3.plan")
 
@@ -48,25 +59,24 @@ class PutOp(_Op):
 
     def start(self) -> list[TaskSpec]:
         if not self.overwrite:
-            return [self.spec("head")]
+            return [self.spec(HeadArgs())]
         return self._upload()
 
     def _upload(self) -> list[TaskSpec]:
         if self.multipart_size is None:
             if self.body is not None:
-                return [self.spec("put", body=self.body, headers=self.headers)]
-            return [self.spec("put", path=self.path, offset=0, length=self.size,
-                              headers=self.headers)]
+                return [self.spec(PutArgs(self.headers, body=self.body))]
+            return [self.spec(PutArgs(self.headers, path=self.path, length=self.size))]
         self._creating_since = time.time()
-        return [self.spec("mpu_create", headers=self.headers, since=self._creating_since,
-                           part_checksums=True)]
+        return [self.spec(MpuCreateArgs(self.headers, self._creating_since,
+                                        part_checksums=True))]
 
     def _parts(self) -> list[TaskSpec]:
         specs = []
         part = self.multipart_size
         for i, off in enumerate(range(0, self.size, part), start=1):
-            specs.append(self.spec("mpu_part", upload_id=self.upload_id, part=i, path=self.path,
-                                   offset=off, length=min(part, self.size - off)))
+            specs.append(self.spec(MpuPartArgs(self.upload_id or "", i, self.path or "", off,
+                                               min(part, self.size - off))))
         self._parts_left = len(specs)
         return specs
 
@@ -106,15 +116,14 @@ class PutOp(_Op):
             self._parts_left -= 1
             if self._parts_left == 0:
                 parts = [(n, etag, crc) for n, (etag, crc) in sorted(self._etags.items())]
-                return [self.spec("mpu_complete", upload_id=self.upload_id, size=self.size,
-                                  parts=parts)]
+                return [self.spec(MpuCompleteArgs(self.upload_id or "", parts, self.size))]
         return []
 
     def _abort_when_idle(self) -> list[TaskSpec]:
         """After a failure: abort the upload once no task of it is still in flight."""
         if self.upload_id and self.outstanding == 0 and not self._aborting:
             self._aborting = True
-            return [self.spec("mpu_abort", upload_id=self.upload_id)]
+            return [self.spec(MpuAbortArgs(self.upload_id))]
         return []
 
     def forget(self, task: Task) -> None:
@@ -134,8 +143,8 @@ class PutOp(_Op):
         specs = []
         if self.upload_id:
             self._aborting = True
-            specs.append(self.spec("mpu_abort", upload_id=self.upload_id))
+            specs.append(self.spec(MpuAbortArgs(self.upload_id)))
         if self._creating_since is not None:
-            specs.append(self.spec("mpu_abort_key", since=self._creating_since))
+            specs.append(self.spec(MpuAbortKeyArgs(self._creating_since)))
             self._creating_since = None
         return specs

@@ -7,22 +7,20 @@ it starts in a few tens of milliseconds. It exits when stdin closes or ``("stop"
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import queue
 import signal
 import sys
 import threading
-import time
-from xml.etree.ElementTree import ParseError
+from typing import IO
 
 from . import fastheaders
 from .handlers import HANDLERS
-from .retry import RetryPolicy, Throttle
+from .retry import RetryPolicy, TaskFailed, Throttle, run_with_retries
 from .sigv4 import Signer
-from .tasks import Task, read_frame, write_frame
-from .transport import HTTPFailure, NetworkFailure, Transport
+from .tasks import Task, WorkerInit, read_frame, write_frame
+from .transport import Transport
 
 log = logging.getLogger("fasts3.worker")
 _PROGRESS_INTERVAL = 0.1
@@ -31,17 +29,17 @@ _PROGRESS_INTERVAL = 0.1
 class Worker:
     """Runs tasks on ``threads`` threads and streams results back to the parent."""
 
-    def __init__(self, init: dict, out) -> None:
+    def __init__(self, init: WorkerInit, out: IO[bytes]) -> None:
         self.transport = Transport(
-            init["endpoint"],
-            Signer(init["credentials"], init["endpoint"].region),
-            init.get("connect_timeout", 10.0),
-            init.get("read_timeout", 60.0),
+            init.endpoint,
+            Signer(init.credentials, init.endpoint.region),
+            init.connect_timeout,
+            init.read_timeout,
         )
-        self.transport.verify_checksums = init.get("verify_checksums", "fast")
-        self.transport.upload_checksums = init.get("upload_checksums", "crc32")
-        self.policy = RetryPolicy(*init.get("retry", (5, 0.1, 5.0)))
-        self.throttle = Throttle(init.get("threads", 16))
+        self.transport.verify_checksums = init.verify_checksums
+        self.transport.upload_checksums = init.upload_checksums
+        self.policy = RetryPolicy(*init.retry)
+        self.throttle = Throttle(init.threads)
         self.tasks: queue.SimpleQueue[Task | None] = queue.SimpleQueue()
         self.results: queue.SimpleQueue[tuple] = queue.SimpleQueue()
         self._out = out
@@ -50,7 +48,7 @@ class Worker:
         self._stopping = threading.Event()
         self.threads = [
             threading.Thread(target=self._run_tasks, name=f"fasts3-io-{i}", daemon=True)
-            for i in range(init.get("threads", 16))
+            for i in range(init.threads)
         ]
         self.writer = threading.Thread(target=self._write_results, name="fasts3-out", daemon=True)
 
@@ -59,46 +57,24 @@ class Worker:
             self._bytes += n
 
     def execute(self, task: Task) -> tuple:
-        """Run one task with retries; return the ``("r", id, value, error)`` record.
-
-        The handler sees ``task.args["attempt"]``: 0 on the first try, n on the n-th retry.
-        Transient failures are retried after a full-jitter backoff, up to ``max_attempts``;
-        throttling answers also lower this worker's concurrency (:class:`Throttle`).
-        """
-        handler = HANDLERS.get(task.kind)
+        """Run one task with retries (``retry.run_with_retries``); return the
+        ``("r", id, value, error)`` record. The handler sees ``task.attempt``: 0 on the first
+        try, n on the n-th retry."""
+        handler = HANDLERS.get(type(task.args))
         if handler is None:
-            return ("r", task.id, None, (0, "BadTask", f"unknown task kind {task.kind}", False, 1))
-        attempt = 0
-        while True:
-            try:
-                generation = self.throttle.acquire()
-                try:
-                    value = handler(self.transport, task._replace(
-                        args={**task.args, "attempt": attempt}), self.progress)
-                except ParseError as e:  # a garbled answer: worth another try
-                    raise NetworkFailure("BadResponse", f"unreadable XML: {e}") from None
-                finally:
-                    self.throttle.release()
-                self.throttle.succeeded()
-                return ("r", task.id, value, None)
-            except (HTTPFailure, NetworkFailure) as e:
-                attempt += 1
-                if e.throttled:
-                    self.throttle.throttled(generation)
-                if not e.transient or attempt >= self.policy.max_attempts:
-                    return ("r", task.id, None, (e.status, e.code, e.message, e.transient, attempt))
-                log.debug("retrying %s %s/%s after %s", task.kind, task.bucket, task.key, e)
-                time.sleep(self.policy.delay(attempt - 1))
-            except OSError as e:
-                code = "NoSpaceLeft" if e.errno == errno.ENOSPC else "LocalIOError"
-                if e.errno == errno.ENOENT:
-                    code = "LocalFileNotFound"
-                where = f": {e.filename}" if e.filename else ""
-                return ("r", task.id, None, (0, code, f"{e.strerror or e}{where}",
-                                             False, attempt + 1))
-            except Exception as e:  # a bug or a malformed response: report, never hang
-                log.exception("task %s failed", task.kind)
-                return ("r", task.id, None, (0, "InternalError", repr(e), False, attempt + 1))
+            return ("r", task.id, None, (0, "BadTask", f"unknown task {task.args!r:.80}",
+                                         False, 1))
+        try:
+            value = run_with_retries(
+                lambda attempt: handler(self.transport, task._replace(attempt=attempt),
+                                        self.progress),
+                self.policy, self.throttle, f"{task.kind} {task.bucket}/{task.key}")
+            return ("r", task.id, value, None)
+        except TaskFailed as e:
+            return ("r", task.id, None, e.info)
+        except Exception as e:  # a bug or a malformed response: report, never hang
+            log.exception("task %s failed", task.kind)
+            return ("r", task.id, None, (0, "InternalError", repr(e), False, 1))
 
     def _run_tasks(self) -> None:
         while True:

@@ -1,0 +1,37 @@
+"""Download preparation: a user's request for one object -> a
+:class:`~fasts3.engine.plan.GetOp` staged in the engine's temp directory (the mirror of
+``uploads.py``). Validation happens here, before anything is sent."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .engine.plan import GetOp
+from .errors import S3URLError
+from .objects import S3GetObject
+from .urls import split_url
+
+if TYPE_CHECKING:
+    from .engine.engine import Engine
+
+
+def get_op(engine: Engine, url: str, request: object = None,
+           return_missing: bool = False) -> GetOp:
+    """The op downloading ``url`` into the engine's temp directory. ``request`` may be an
+    :class:`~fasts3.S3GetObject` (or any object with ``offset``/``length``/``version_id``)
+    giving a range or version; a plain key string means the whole object. Raises
+    :class:`~fasts3.errors.S3URLError` for a bucket URL or a malformed range."""
+    rng = None
+    version = None
+    if request is not None and not isinstance(request, str):
+        req = S3GetObject(url, getattr(request, "offset", 0) or 0,
+                          getattr(request, "length", None), getattr(request, "version_id", None))
+        if req.offset or req.length is not None:
+            rng = (req.offset, req.length)
+        version = req.version_id
+    bucket, key = split_url(url)
+    if not key:
+        raise S3URLError("A bucket is not an object; give a key", url=url)
+    final, temp = engine.new_paths(key)
+    return GetOp(url, bucket, key, final, temp, engine.config.part_size, rng, return_missing,
+                 version)
