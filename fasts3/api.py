@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterable
 from typing import IO, TYPE_CHECKING, Any, Literal
 
+from . import signals
 from .config import TransferConfig
 from .downloads import get_op
 from .engine.engine import Engine
@@ -35,7 +36,11 @@ class S3:
     """A client for one S3 root, with a pool of worker processes and a temp directory.
 
     Use it as a context manager; on exit (also when the block raises) the workers stop and the
-    temp directory with every downloaded file is removed. See DESIGN.md for the semantics.
+    temp directory with every downloaded file is removed. While it is open, SIGTERM raises
+    :class:`fasts3.signals.Terminated` (a ``SystemExit``, code 143) in the main thread, so the
+    same clean-up runs (unless the program installed its own SIGTERM handler; see
+    ``fasts3.signals``). One client may be used from several threads: its batches run one at
+    a time. See DESIGN.md for the semantics.
 
     Args:
         tmproot: directory in which the temp directory (mode 0700) is created.
@@ -87,6 +92,7 @@ class S3:
             client_params=client_params, region=region, profile=profile, anonymous=anonymous,
             requester_pays=requester_pays, addressing_style=addressing_style,
             encryption=encryption, kms_key_id=kms_key_id, storage_class=storage_class))
+        self._holds_sigterm = signals.hold()  # SIGTERM cleans up while this is open
 
     # -- lifecycle ---------------------------------------------------------------------
     def __enter__(self) -> S3:
@@ -107,6 +113,9 @@ class S3:
         engine = getattr(self, "_engine", None)
         if engine is not None:
             engine.close()
+        if getattr(self, "_holds_sigterm", False):
+            self._holds_sigterm = False
+            signals.release()
 
     @property
     def tmpdir(self) -> str:

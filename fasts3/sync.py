@@ -25,6 +25,8 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from .engine.files import is_staging_dir
+
 MiB = 1 << 20
 COMPARE_MODES = ("mtime", "size", "checksum")
 COMMON_PART_SIZES = (8 * MiB, 5 * MiB, 16 * MiB, 64 * MiB, 15 * MiB, 100 * MiB)
@@ -157,13 +159,15 @@ def scan_local(root: str, skip: Iterable[str] = ()) -> dict[str, Entry]:
     """Every regular file under ``root`` as ``{relative path: Entry}`` (``/`` separated).
 
     Symlinks to files are followed; symlinked directories are not entered. Directories in
-    ``skip`` (absolute paths, e.g. a temp directory) are left out.
+    ``skip`` (absolute paths, e.g. a temp directory) are left out, and so are fasts3 temp
+    directories left behind by a killed process (``engine.files.is_staging_dir``).
     """
     root = os.path.abspath(root)
     skipped = {os.path.abspath(p) for p in skip}
     out: dict[str, Entry] = {}
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if os.path.join(dirpath, d) not in skipped)
+        dirnames[:] = sorted(d for d in dirnames if os.path.join(dirpath, d) not in skipped
+                             and not is_staging_dir(d))
         for name in filenames:
             path = os.path.join(dirpath, name)
             try:

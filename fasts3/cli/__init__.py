@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .. import signals
 from ..errors import S3Error, S3URLError
 from .common import (
     EXIT_BROKEN_PIPE,
@@ -109,7 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Exit codes: 0 success; 1 error (nothing or not everything could be done, see stderr);
     2 usage error; 3 partial failure (some objects failed, the others succeeded);
-    130 interrupted; 141 stdout closed early.
+    130 interrupted (Ctrl-C); 141 stdout closed early; 143 terminated (SIGTERM; the same
+    clean-up as Ctrl-C).
     """
     parser = build_parser(_add_zip)
     try:
@@ -122,10 +124,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     _setup_logging(args.verbose, args.quiet)
     out = Output(json_mode=args.json, quiet=args.quiet)
+    held = signals.hold()  # SIGTERM: the same clean-up as Ctrl-C, then exit 143
     try:
         code = run(args, out)
         out.flush()
         return int(code or 0)
+    except signals.Terminated:
+        sys.stderr.write("fasts3: terminated\n")
+        return signals.EXIT_TERMINATED
     except (UsageError, S3URLError) as e:
         sys.stderr.write(f"fasts3 {args.command}: error: {getattr(e, 'message', None) or e}"
                          + (f" ({e.url})" if getattr(e, "url", None) else "")  # type: ignore[union-attr]
@@ -143,3 +149,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         out.error(error_fields(e), f"{e.strerror or e}"
                   + (f": {e.filename}" if getattr(e, "filename", None) else ""))
         return EXIT_ERROR
+    finally:
+        if held:
+            signals.release()

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+from ..signals import Terminated
 from .common import EXIT_ERROR, EXIT_OK, Filters, Output, UsageError, is_s3, open_engine
 from .expand import expand_s3
 from .transfer import Job, Runner
@@ -27,7 +28,14 @@ def cmd_rm(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_server(args: argparse.Namespace, out: Output) -> int:
-    """Run an embedded S3-compatible server until Ctrl-C / SIGTERM."""
+    """Run an embedded S3-compatible server until Ctrl-C / SIGTERM (both exit 0)."""
+    try:
+        return _serve(args, out)
+    except Terminated:  # before or after the banner: the server is stopped by its `with`
+        return EXIT_OK
+
+
+def _serve(args: argparse.Namespace, out: Output) -> int:
     from .. import local
 
     try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -176,16 +176,29 @@ class Runner:
                 self._ok(stats, job, job.size, skipped=True)
             else:
                 planned.append((job, op))
-        self.engine.run([op for _, op in planned], self.kind, fail_fast=False, progress=prog)
-        for job, op in planned:
+        jobs_of = {id(op): job for job, op in planned}
+        settled: set[int] = set()
+
+        def settle(op: Any) -> None:
+            """Report one finished op at once (a download is moved to its destination the
+            moment it completes, so an interrupt keeps every completed file)."""
+            if id(op) in settled or id(op) not in jobs_of:
+                return
+            settled.add(id(op))
+            job = jobs_of[id(op)]
             if op.error is not None:
                 self.fail(stats, job, op.error)
-                continue
+                return
             try:
                 self._finish(stats, job, op)
             except OSError as e:
                 self.fail(stats, job, S3Error(f"{e.strerror or e}: {job.dst}", job.src,
                                                "LocalIOError"))
+
+        self.engine.run([op for _, op in planned], self.kind, fail_fast=False,
+                        progress=_SettleAsDone(prog, settle))
+        for _, op in planned:
+            settle(op)
 
     def _op(self, job: Job) -> Any:
         engine = self.engine
@@ -212,3 +225,27 @@ class Runner:
             self._ok(stats, job, op.size, skipped=not op.uploaded)
         else:
             self._ok(stats, job, op.size, skipped=not op.copied)
+
+
+class _SettleAsDone:
+    """The engine's progress sink for a chunk: forwards to the command's progress and settles
+    each op (``settle(op)``) as soon as it is done."""
+
+    active = True
+
+    def __init__(self, progress: Progress, settle: Callable[[Any], None]) -> None:
+        self._progress = progress
+        self._settle = settle
+
+    def advance(self, nbytes: int) -> None:
+        if self._progress.active:
+            self._progress.advance(nbytes)
+
+    def add_total(self, nbytes: int) -> None:
+        if self._progress.active:
+            self._progress.add_total(nbytes)
+
+    def file_done(self, op: Any) -> None:
+        if self._progress.active:
+            self._progress.file_done(op)
+        self._settle(op)

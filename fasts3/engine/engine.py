@@ -21,7 +21,6 @@ import itertools
 import logging
 import os
 import shutil
-import tempfile
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
@@ -30,6 +29,7 @@ from ..config import TransferConfig
 from ..errors import S3Error, S3RetriesExhausted
 from ..progress import Progress
 from ..urls import temp_name
+from . import files
 from .pool import Pool
 from .ranged import RangeReader
 from .scheduler import Op
@@ -98,9 +98,7 @@ class Engine:
         self._closed = False
         self._lock = threading.Lock()
         self._serial = itertools.count()
-        tmproot = os.path.abspath(tmproot)
-        os.makedirs(tmproot, exist_ok=True)
-        self._tmpdir: str | None = tempfile.mkdtemp(prefix="fasts3.", dir=tmproot)
+        self._tmpdir: str | None = files.make_staging_dir(tmproot)
 
     @classmethod
     def from_options(cls, config: TransferConfig, progress: bool | str | None,

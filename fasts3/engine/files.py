@@ -13,7 +13,26 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
+import tempfile
+
+STAGING_PREFIX = "fasts3."
+_STAGING_NAME = re.compile(r"fasts3\.[a-z0-9_]{8}\Z")
+
+
+def make_staging_dir(parent: str) -> str:
+    """Create a fresh temp directory (mode 0700) in ``parent`` (made if missing); return
+    its absolute path."""
+    parent = os.path.abspath(parent)
+    os.makedirs(parent, exist_ok=True)
+    return tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=parent)
+
+
+def is_staging_dir(name: str) -> bool:
+    """Whether a directory name is one of our temp directories (e.g. left behind by a process
+    that was killed): such a directory is never uploaded or synced as user data."""
+    return bool(_STAGING_NAME.match(name))
 
 
 def check_space(path: str, need: int) -> None:

@@ -9,7 +9,8 @@ Failure handling:
 
 * A worker that dies (crash, SIGKILL) is replaced (with fresh credentials from
   ``credentials_source``); the tasks it held are re-run (``Task.rerun`` counts how often),
-  each at most ``MAX_RERUNS`` times before it fails as ``WorkerCrashed``.
+  each at most ``MAX_RERUNS`` times before it fails as ``WorkerCrashed``. More than
+  ``MAX_RESPAWNS`` deaths within one batch end it with ``WorkerCrashed``.
 * With ``fail_fast``, the first op that fails cancels the batch: queued tasks are dropped (the
   ops :meth:`forget` them), ops are told to :meth:`cancel` (returning cleanup tasks such as
   aborting a multipart upload), in-flight tasks finish, then :meth:`run` returns.
@@ -39,7 +40,7 @@ from .scheduler import Batch, Op
 from .tasks import Task, TaskSpec, WorkerInit, read_frame, write_frame
 
 log = logging.getLogger("fasts3.pool")
-MAX_RESPAWNS = 20
+MAX_RESPAWNS = 20  # worker deaths one batch survives (the budget starts anew each batch)
 CLEANUP_SECONDS = 15.0
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -181,6 +182,7 @@ class Pool:
         size, from its first answer). Errors stay on the ops; the caller decides what to
         raise."""
         self.start()
+        self._respawns = 0  # a long-lived context survives occasional deaths: budget per batch
         batch = Batch(self, ops, on_bytes, on_done, fail_fast, on_total)
         try:
             batch.begin()
