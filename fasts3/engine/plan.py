@@ -17,7 +17,7 @@ import logging
 import os
 from typing import Any
 
-from ..errors import S3Error, S3NotFound, S3RetriesExhausted, error_from_response
+from ..errors import S3Error, S3NotFound, error_from_response, retries_exhausted
 from .tasks import Task, TaskSpec
 
 log = logging.getLogger("fasts3.plan")
@@ -29,8 +29,7 @@ def make_error(error: tuple, url: str) -> S3Error:
     if code == "LocalFileNotFound":
         return S3NotFound(message, url, code, status)
     if transient:
-        return S3RetriesExhausted(f"Gave up after {attempts} attempts: {message}", url, code,
-                                  status, urls=[url])
+        return retries_exhausted(message, url, code, status, attempts)
     if code in ("NoSpaceLeft", "LocalIOError", "WorkerCrashed", "InternalError"):
         return S3Error(message, url, code, status)
     return error_from_response(status, code, message, url)

@@ -17,7 +17,8 @@ import threading
 import time
 from typing import Any
 
-from ..errors import S3Error, S3ObjectChanged, S3RetriesExhausted, error_from_response
+from ..errors import S3Error, S3ObjectChanged, error_from_response, retries_exhausted
+from . import framing
 from .retry import RetryPolicy
 from .sigv4 import Signer
 from .transport import HTTPFailure, NetworkFailure, Transport
@@ -76,9 +77,8 @@ class RangeReader:
                 attempt += 1
                 if not e.transient or attempt >= self._retry.max_attempts:
                     if e.transient:
-                        raise S3RetriesExhausted(f"Gave up after {attempt} attempts: {e}",
-                                                 self.url, e.code, e.status,
-                                                 urls=[self.url]) from None
+                        raise retries_exhausted(e.message, self.url, e.code, e.status,
+                                                attempt) from None
                     raise error_from_response(e.status, e.code, e.message, self.url) from None
                 log.debug("retrying %s (%s) after %s", self.url, rng, e)
                 time.sleep(self._retry.delay(attempt - 1))
@@ -101,16 +101,20 @@ class RangeReader:
             self.requests += 1
         resp = self._tr.send("GET", self.bucket, self.key, query, headers)
         h = resp.headers
+        length = framing.body_length(self._tr, self.bucket, resp)
         m = _CONTENT_RANGE.match(h.get("content-range", ""))
+        cap = None
         if resp.status == 206 and m:
             start, total = int(m.group(1)), int(m.group(3))
         else:  # a whole-object answer: only acceptable when small
-            total, start = int(h.get("content-length", "0")), 0
-            if total > max(limit, expect[1] if expect else 0):
-                self._tr.close()  # do not read a body we did not ask for
-                raise S3Error("The server ignored the Range header", self.url,
-                              "RangeIgnored", resp.status)
-        data = self._tr.read_all(self.bucket, resp)
+            start, cap = 0, max(limit, expect[1] if expect else 0)
+            if length is not None and length > cap:
+                self._tr.discard(self.bucket)  # do not read a body we did not ask for
+                raise NetworkFailure("RangeIgnored", f"a range GET was answered with the "
+                                     f"whole object ({length} bytes)", transient=False)
+        data = self._tr.read_all(self.bucket, resp, cap)
+        if cap is not None:
+            total = len(data)
         with self._lock:
             self.bytes_fetched += len(data)
         etag = h.get("etag")
