@@ -15,7 +15,7 @@ import os
 import re
 from collections.abc import Callable
 
-from . import checksums, orphans, s3xml
+from . import checksums, framing, orphans, s3xml
 from .sigv4 import quote_path
 from .tasks import Task
 from .transport import HTTPFailure, LocalFileError, NetworkFailure, Transport
@@ -72,7 +72,8 @@ def get(tr: Transport, task: Task, progress: Progress) -> dict:
         headers.pop("range")  # an empty object has no byte 0: fetch it whole
         resp = tr.send("GET", task.bucket, task.key, query, headers)
     h = resp.headers
-    length = int(h.get("content-length", "0"))
+    length = framing.body_length(tr, task.bucket, resp)  # None: chunked, read to its end
+    framing.check_range_honoured(tr, task.bucket, resp, headers.get("range"), length)
     m = _CONTENT_RANGE.match(h.get("content-range", "")) if resp.status == 206 else None
     if m:
         start = int(m.group(1))
@@ -85,24 +86,28 @@ def get(tr: Transport, task: Task, progress: Progress) -> dict:
     want_end = a.get("want_end")
     end = total if want_end is None else min(want_end, total if total is not None else want_end)
     keep = length
-    if first and not m and a.get("part") and length > a["part"]:
+    if first and not m and a.get("part") and length is not None and length > a["part"]:
         keep = a["part"]  # the rest of this body is abandoned with its connection
     digest = None
     if first and tr.verify_checksums != "off" and start == 0 and keep == total:
         digest = checksums.for_download(h, tr.verify_checksums)
     try:
         if first:
-            _check_space(a["path"], end - base)
+            if end is not None:
+                _check_space(a["path"], end - base)
             fd = os.open(a["path"], os.O_WRONLY | os.O_CREAT, 0o600)
         else:
             if a.get("expect") and (start, length) != tuple(a["expect"]):
-                tr.read_all(task.bucket, resp)
+                tr.discard(task.bucket)  # never read an unexpected body into memory
                 raise NetworkFailure("BadRange", f"asked for {a['expect']}, got {(start, length)}")
             fd = os.open(a["path"], os.O_WRONLY)
         try:
-            if first:
+            if first and end is not None:
                 os.ftruncate(fd, max(0, end - base))
-            tr.read_into_file(task.bucket, resp, fd, start - base, keep, progress, digest)
+            got = tr.read_into_file(task.bucket, resp, fd, start - base, keep, progress, digest)
+            if keep is None:  # a chunked whole object: its size is what arrived
+                os.ftruncate(fd, got)
+                keep = length = total = end = got
         finally:
             os.close(fd)
         if keep < length:
@@ -140,6 +145,9 @@ def head(tr: Transport, task: Task, progress: Progress) -> dict:
     """HEAD an object. args: ``version_id``."""
     resp = tr.send("HEAD", task.bucket, task.key, _version_query(task))
     resp.raw.read()
+    if "content-length" not in resp.headers:  # S3 always sends it: the size is unknown
+        raise NetworkFailure("UnframedResponse", "HEAD answer without Content-Length",
+                             transient=False)
     return {"headers": info_headers(resp.headers)}
 
 
