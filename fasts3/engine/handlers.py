@@ -267,7 +267,13 @@ def list_page(tr: Transport, task: Task, progress: Progress) -> dict:
     if a.get("token"):
         query["continuation-token"] = a["token"]
     _, _, data = tr.request("GET", task.bucket, "", query)
-    return s3xml.parse_list(data)
+    page = s3xml.parse_list(data)
+    if page["truncated"] and not page["next"]:
+        # Treating it as the last page would hide objects (and let sync --delete remove
+        # their copies): a permanent, typed error instead.
+        raise NetworkFailure("TruncatedListing", "listing page marked truncated without a "
+                             "continuation token", transient=False)
+    return page
 
 
 def delete(tr: Transport, task: Task, progress: Progress) -> dict:
