@@ -277,3 +277,18 @@ def test_bucket_in_another_region_is_followed_once_and_remembered(proxy, via, bu
         assert proxy.stats.faults["redirect"] == redirects  # remembered
     signed = [r for r in proxy.records if r.fault is None]
     assert signed and all("/eu-west-3/s3/" in r.headers["authorization"] for r in signed)
+
+
+@pytest.mark.parametrize("host,region,want", [
+    ("s3.amazonaws.com", "eu-west-3", "s3.eu-west-3.amazonaws.com"),
+    ("s3.us-east-1.amazonaws.com", "ap-south-1", "s3.ap-south-1.amazonaws.com"),
+    ("s3-us-west-2.amazonaws.com", "eu-west-1", "s3.eu-west-1.amazonaws.com"),
+    ("s3.cn-north-1.amazonaws.com.cn", "cn-northwest-1", "s3.cn-northwest-1.amazonaws.com.cn"),
+    ("127.0.0.1", "eu-west-3", "127.0.0.1"),
+    ("minio.example.org", "eu-west-3", "minio.example.org"),
+])
+def test_regional_host_changes_only_aws_hosts(host, region, want):
+    from fasts3.engine.regions import is_aws_host, regional_host
+
+    assert regional_host(host, region) == want
+    assert is_aws_host(host) == ("amazonaws" in host)
