@@ -5,7 +5,11 @@ S3 error code when the server sent one (``code``, e.g. ``"NoSuchKey"``) and the 
 (``status``, 0 when no response arrived). Messages never contain credentials.
 
 The worker processes never raise these across the process boundary: they report
-``(status, code, message)`` and the parent calls :func:`error_from_response`.
+``(status, code, message, transient, attempts)`` and the parent calls
+:func:`retries_exhausted` (transient failures that used every attempt) or
+:func:`error_from_response` (the rest). Whether a failure is transient is decided once, in the
+engine's transport (``engine/transport.py``, ``engine/network.py``); this module only picks
+the exception type.
 """
 
 from __future__ import annotations
