@@ -145,11 +145,13 @@ class Transport:
     def _failure(self, exc: BaseException, host: str, connecting: bool = False,
                  code: str | None = None) -> NetworkFailure:
         """The :class:`NetworkFailure` for a socket/TLS/HTTP exception (``network.py``
-        decides the code and whether it is transient); ``code`` overrides a transient code
-        (e.g. ``ShortBody`` for a failure mid-body)."""
+        decides the code and whether it is transient); ``code`` (e.g. ``ShortBody`` for a
+        failure mid-body) replaces a reset, timeout or generic code, not ``SSLError``."""
         found, transient, message = network.classify(exc, f"{host}:{self.endpoint.port}",
                                                      connecting)
-        return NetworkFailure(code if code and transient else found, message, transient)
+        if code and found in ("ConnectionReset", "Timeout", "NetworkError"):
+            found = code
+        return NetworkFailure(found, message, transient)
 
     def _drop(self, host: str) -> None:
         conn = getattr(self._local, "conns", {}).pop(host, None)
