@@ -12,11 +12,15 @@ from typing import TYPE_CHECKING
 
 from .errors import (
     S3AccessDenied,
+    S3CertificateError,
     S3Error,
     S3InvalidObject,
     S3InvalidRange,
+    S3NetworkError,
+    S3NoCredentials,
     S3NotFound,
     S3ObjectChanged,
+    S3ProtocolError,
     S3RetriesExhausted,
     S3TransientError,
     S3URLError,
@@ -34,6 +38,7 @@ __all__ = [
     "S3", "S3Object", "S3GetObject", "S3PutObject", "RangeInfo", "TransferConfig",
     "S3Error", "S3NotFound", "S3AccessDenied", "S3InvalidRange", "S3URLError",
     "S3InvalidObject", "S3TransientError", "S3RetriesExhausted", "S3ObjectChanged",
+    "S3NetworkError", "S3CertificateError", "S3ProtocolError", "S3NoCredentials",
 ]
 
 _LAZY = {

@@ -5,7 +5,11 @@ S3 error code when the server sent one (``code``, e.g. ``"NoSuchKey"``) and the 
 (``status``, 0 when no response arrived). Messages never contain credentials.
 
 The worker processes never raise these across the process boundary: they report
-``(status, code, message)`` and the parent calls :func:`error_from_response`.
+``(status, code, message, transient, attempts)`` and the parent calls
+:func:`retries_exhausted` (transient failures that used every attempt) or
+:func:`error_from_response` (the rest). Whether a failure is transient is decided once, in the
+engine's transport (``engine/transport.py``, ``engine/network.py``); this module only picks
+the exception type.
 """
 
 from __future__ import annotations
@@ -100,8 +104,41 @@ class S3RetriesExhausted(S3TransientError):
         return (_rebuild_exhausted, (self.message, self.url, self.code, self.status, self.urls))
 
 
-def _rebuild_exhausted(message, url, code, status, urls):
-    return S3RetriesExhausted(message, url=url, code=code, status=status, urls=urls)
+def _rebuild_exhausted(message, url, code, status, urls, cls=S3RetriesExhausted):
+    return cls(message, url=url, code=code, status=status, urls=urls)
+
+
+class S3NetworkError(S3RetriesExhausted):
+    """Every attempt failed without a usable answer from the endpoint: connection refused
+    (``ConnectionRefused``), reset (``ConnectionReset``), name resolution (``DNSFailure``),
+    connect or read timeout (``ConnectTimeout``, ``Timeout``), a TLS error mid-stream
+    (``SSLError``), a body cut short (``ShortBody``) or another socket error
+    (``NetworkError``). The message names the endpoint (``host:port``); ``status`` is 0."""
+
+    def __reduce__(self):
+        return (_rebuild_exhausted, (self.message, self.url, self.code, self.status, self.urls,
+                                     type(self)))
+
+
+class S3CertificateError(S3Error):
+    """The endpoint's TLS certificate could not be verified (code ``CertificateError``). Not
+    retried: point ``AWS_CA_BUNDLE`` or ``client_params={"verify": "/path/ca.pem"}`` at the
+    CA that signed it (``verify=False`` skips the check)."""
+
+
+class S3ProtocolError(S3Error):
+    """The server's answer breaks the HTTP/S3 protocol in a way a retry would not fix: a
+    body framed by neither Content-Length nor chunked encoding (``UnframedResponse``), a
+    ranged GET answered with the whole object (``RangeIgnored``), a listing marked truncated
+    without a continuation token (``TruncatedListing``). Nothing is written under a final
+    name and nothing is deleted because of such an answer."""
+
+
+class S3NoCredentials(S3AccessDenied):
+    """No usable credentials: none were found anywhere in boto3's chain (``NoCredentials``),
+    or only part of a key pair was set, e.g. ``AWS_ACCESS_KEY_ID`` without
+    ``AWS_SECRET_ACCESS_KEY`` (``PartialCredentials``). For public buckets pass
+    ``anonymous=True`` (CLI: ``--no-sign-request``) to send unsigned requests."""
 
 
 _NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "NotFound", "NoSuchUpload"})
@@ -119,12 +156,33 @@ _DENIED_CODES = frozenset(
 )
 
 
+NETWORK_CODES = frozenset({"ConnectionRefused", "ConnectionReset", "DNSFailure", "ConnectTimeout",
+                           "Timeout", "SSLError", "ShortBody", "NetworkError"})
+_PROTOCOL_CODES = frozenset({"UnframedResponse", "RangeIgnored", "TruncatedListing"})
+
+
+def retries_exhausted(message: str, url: str | None, code: str | None, status: int,
+                      attempts: int) -> S3RetriesExhausted:
+    """The error for a transient failure that persisted through ``attempts`` tries:
+    :class:`S3NetworkError` when no usable answer came (``code`` in :data:`NETWORK_CODES`),
+    else :class:`S3RetriesExhausted`."""
+    cls = S3NetworkError if code in NETWORK_CODES and not status else S3RetriesExhausted
+    return cls(f"Gave up after {attempts} attempts: {message}", url, code, status,
+               urls=[url] if url else [])
+
+
 def error_from_response(status: int, code: str | None, message: str, url: str | None) -> S3Error:
     """Map a failed S3 response to the typed error a user should see.
 
     ``status`` is the HTTP status (0 if no response), ``code`` the S3 error code if any.
     """
     code = code or (str(status) if status else None)
+    if code == "CertificateError":
+        return S3CertificateError(message or "TLS certificate not trusted", url, code, status)
+    if code in _PROTOCOL_CODES:
+        return S3ProtocolError(message or "Protocol violation", url, code, status)
+    if code in ("NoCredentials", "PartialCredentials"):
+        return S3NoCredentials(message or "No credentials", url, code, status)
     if status == 404 or code in _NOT_FOUND_CODES:
         return S3NotFound(message or "Not found", url, code, status)
     if status == 403 or code in _DENIED_CODES:

@@ -10,7 +10,12 @@ Client options (all optional; explicit arguments win over ``session_vars``/``cli
 which win over the environment and the AWS config files):
 
 * ``endpoint_url`` — else ``client_params["endpoint_url"]``, ``AWS_ENDPOINT_URL_S3``,
-  ``AWS_ENDPOINT_URL``, else AWS.
+  ``AWS_ENDPOINT_URL``, the profile's ``endpoint_url`` (or its ``services`` section's
+  ``s3 = endpoint_url = ...``), else AWS. Every endpoint that is not AWS's is a custom
+  endpoint: path-style addressing unless ``addressing_style="virtual"``.
+* TLS verification (HTTPS endpoints) — ``client_params["verify"]`` (``False``, or the path
+  of a CA bundle), else ``AWS_CA_BUNDLE``, else the profile's ``ca_bundle``, else the
+  system's CAs. It reaches the worker processes with the endpoint.
 * ``profile``, ``region`` — the AWS config profile and region.
 * ``addressing_style`` — ``"path"`` (``host/bucket/key``), ``"virtual"``
   (``bucket.host/key``) or ``None``/``"auto"``: path style for a custom endpoint, virtual
@@ -23,7 +28,9 @@ which win over the environment and the AWS config files):
   credentials refresh automatically before they expire. The STS endpoint follows botocore's
   resolution (``AWS_ENDPOINT_URL_STS``, the config file, else AWS).
 
-Credentials come only from the standard chain or from these parameters.
+Credentials come only from the standard chain or from these parameters. None found (and
+``anonymous`` not set) raises :class:`~fasts3.errors.S3NoCredentials` rather than sending
+unsigned requests that fail with AccessDenied; so does half a key pair.
 """
 
 from __future__ import annotations
@@ -35,9 +42,10 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from .engine import network, regions
 from .engine.sigv4 import Credentials
 from .engine.transport import EndpointSpec
-from .errors import S3AccessDenied, S3Error, S3InvalidObject
+from .errors import S3AccessDenied, S3Error, S3InvalidObject, S3NoCredentials
 
 log = logging.getLogger("fasts3.session")
 
@@ -51,7 +59,9 @@ class Connection:
 
     Attributes: ``endpoint`` (what workers connect to), ``client`` (a boto3 S3 client, for
     rare control-plane calls only), ``session``, ``anonymous``. Raises :class:`S3Error` for
-    invalid options and :class:`S3AccessDenied` if a role cannot be assumed.
+    invalid options (an unreadable CA bundle too), :class:`S3NoCredentials` when no (or
+    only partial) credentials are found and ``anonymous`` is not set, and
+    :class:`S3AccessDenied` if a role cannot be assumed.
     """
 
     def __init__(
@@ -75,6 +85,7 @@ class Connection:
             raise S3Error(f"addressing_style must be one of {ADDRESSING_STYLES[1:]}",
                           code="InvalidOption")
         params = dict(client_params or {})
+        verify = params.pop("verify", None)
         endpoint_url = (endpoint_url or params.pop("endpoint_url", None)
                         or os.environ.get("AWS_ENDPOINT_URL_S3")
                         or os.environ.get("AWS_ENDPOINT_URL"))
@@ -98,7 +109,8 @@ class Connection:
         if role and not self.anonymous:
             self.session = _assume_role(self.session, role)
         self._client = None
-        self._client_args = (endpoint_url, config, params)
+        self._client_args = (endpoint_url, config,
+                             dict(params, verify=verify) if verify is not None else params)
         scoped = self.session._session.get_scoped_config() or {}
         if params or "endpoint_url" in scoped or "services" in scoped:
             # Anything unusual: let botocore build a client and resolve it all.
@@ -113,16 +125,15 @@ class Connection:
             parts = urlsplit(endpoint_url or f"https://s3.{region_name}.amazonaws.com")
             style = (config.s3 or {}).get("addressing_style") or \
                 (scoped.get("s3") or {}).get("addressing_style")
-        path_style = style == "path" or (style != "virtual" and endpoint_url is not None)
+        custom = endpoint_url is not None or not regions.is_aws_host(parts.hostname)
+        path_style = style == "path" or (style != "virtual" and custom)
         headers = (REQUEST_PAYER,) if requester_pays else ()
         self.endpoint = EndpointSpec(
             parts.scheme, parts.hostname or "",
             parts.port or (443 if parts.scheme == "https" else 80),
-            region_name, path_style, headers,
+            region_name, path_style, headers, _verify_setting(verify, scoped),
         )
-        self._creds = None if self.anonymous else self.session.get_credentials()
-        if self._creds is None and not self.anonymous:
-            log.info("no AWS credentials found; sending unsigned (anonymous) requests")
+        self._creds = None if self.anonymous else _find_credentials(self.session)
 
     @property
     def client(self) -> Any:
@@ -143,6 +154,40 @@ class Connection:
             raise S3AccessDenied(f"Could not obtain AWS credentials: {type(e).__name__}: {e}",
                                  code="NoCredentials") from None
         return Credentials(f.access_key, f.secret_key, f.token)
+
+
+def _verify_setting(verify: Any, scoped: Mapping[str, Any]) -> bool | str:
+    """The TLS verification setting, resolved as botocore does: ``verify`` (client_params),
+    ``AWS_CA_BUNDLE``, the profile's ``ca_bundle``, else True. A CA bundle must be readable:
+    :class:`S3Error` (``InvalidOption``) names it otherwise."""
+    if verify is None:
+        verify = os.environ.get("AWS_CA_BUNDLE") or scoped.get("ca_bundle") or True
+    if verify is False or verify is True:
+        return verify
+    path = os.path.abspath(os.path.expanduser(str(verify)))
+    try:
+        network.ssl_context(path)
+    except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
+        raise S3Error(f"Cannot use the CA bundle {path}: {e}", code="InvalidOption") from None
+    return path
+
+
+def _find_credentials(session: Any) -> Any:
+    """The session's botocore credentials; :class:`S3NoCredentials` if none (or only part
+    of a key pair) can be found."""
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        creds = session.get_credentials()
+    except BotoCoreError as e:  # PartialCredentialsError, a broken profile, ...
+        code = "PartialCredentials" if "Partial" in type(e).__name__ else "NoCredentials"
+        raise S3NoCredentials(f"Incomplete AWS credentials: {e}", code=code) from None
+    if creds is None:
+        raise S3NoCredentials(
+            "No AWS credentials found (environment, AWS config/credentials files, instance "
+            "or container roles). To read a public bucket without signing, pass "
+            "anonymous=True (CLI: --no-sign-request)", code="NoCredentials")
+    return creds
 
 
 def upload_headers(encryption: str | None, kms_key_id: str | None,

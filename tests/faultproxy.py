@@ -14,6 +14,18 @@ drawn at random (seeded) from configurable rates:
 ``stall_body``      forwarded; headers and half the body, then a ``stall_seconds`` pause
 ``corrupt``         forwarded; one byte of the response body is flipped
 ``corrupt_request`` one byte of the request body is flipped before forwarding
+``chunked``         forwarded; the answer re-framed with ``Transfer-Encoding: chunked``
+``unframed``        forwarded; the answer without Content-Length or chunking, ended by a close
+``truncated_listing`` forwarded; a ListObjectsV2 page claims ``IsTruncated`` with no token
+``ignore_range``    the request's ``Range`` header is dropped before forwarding (200, whole)
+``tls_garbage``     forwarded; headers and half the body, then raw bytes that are no TLS
+                    record (an ``ssl.SSLError`` mid-body at the client), then a close
+
+(the rewriting ones live in ``faultmodes.py``). Beyond random faults: ``bucket_regions`` maps
+buckets to the region their requests must be signed for (others get ``301 PermanentRedirect``
+with ``x-amz-bucket-region``); :meth:`FaultProxy.refuse_connections` closes the listening
+socket for a while (connections are refused); ``tls=`` (an ``ssl.SSLContext``) makes the proxy
+an HTTPS server in front of a plain-HTTP upstream.
 
 Only requests for which ``match(record)`` is true are eligible (and, per kind, those for which
 ``kind_match[kind](record)`` is true, e.g. corrupt only PUT bodies); ``budget`` (if not None) caps
@@ -30,6 +42,7 @@ maximum); ``records`` keeps the most recent requests.
 from __future__ import annotations
 
 import collections
+import os
 import random
 import socket
 import struct
@@ -38,8 +51,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+import faultmodes
+
 FAULTS = ("slowdown", "error500", "error", "reset_before", "reset_after", "truncate", "stall",
-          "stall_body", "corrupt", "corrupt_request")
+          "stall_body", "corrupt", "corrupt_request", "chunked", "unframed",
+          "truncated_listing", "ignore_range", "tls_garbage")
 _MAX_HEAD = 64 * 1024
 _REASONS = {400: "Bad Request", 403: "Forbidden", 500: "Internal Server Error",
             503: "Slow Down"}
@@ -57,6 +73,7 @@ class Record:
     fault: str | None = None
     body_len: int = 0
     finished: bool = False
+    sent: int = 0  # body bytes sent back (counted for ``ignore_range`` only)
 
 
 @dataclass
@@ -67,6 +84,7 @@ class Stats:
     max_inflight: int = 0
     connections: int = 0
     max_connections: int = 0
+    accepted: int = 0  # client connections accepted in all
 
 
 class _Closed(Exception):
@@ -159,8 +177,10 @@ class FaultProxy:
     """See the module docstring. Use as a context manager or call :meth:`close`."""
 
     def __init__(self, upstream_url: str, seed: int = 0, max_connections: int = 256,
-                 max_records: int = 20_000) -> None:
+                 max_records: int = 20_000, tls=None) -> None:
         parts = urlsplit(upstream_url)
+        self.tls = tls
+        self.bucket_regions: dict[str, str] = {}
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.rates: dict[str, float] = {}
         self.match: Callable[[Record], bool] | None = None
@@ -185,7 +205,25 @@ class FaultProxy:
 
     @property
     def endpoint_url(self) -> str:
+        if self.tls is not None:
+            return f"https://localhost:{self.port}"
         return f"http://127.0.0.1:{self.port}"
+
+    def refuse_connections(self, seconds: float) -> None:
+        """Stop listening for ``seconds`` (new connections are refused), then listen again on
+        the same port. Connections already open are left alone."""
+        self._listener.close()
+        self._acceptor.join(5)
+
+        def reopen() -> None:
+            if self._stop.wait(seconds):
+                return
+            self._listener = socket.create_server(("127.0.0.1", self.port), backlog=512)
+            self._acceptor = threading.Thread(target=self._accept, daemon=True,
+                                              name="faultproxy-accept")
+            self._acceptor.start()
+
+        threading.Thread(target=reopen, daemon=True, name="faultproxy-reopen").start()
 
     # -- configuration -----------------------------------------------------------------
     def set_faults(self, match: Callable[[Record], bool] | None = None,
@@ -266,12 +304,18 @@ class FaultProxy:
 
     def _serve(self, csock: socket.socket) -> None:
         with self._lock:
+            self.stats.accepted += 1
             self.stats.connections += 1
             self.stats.max_connections = max(self.stats.max_connections,
                                              self.stats.connections)
         self._track(csock, True)
         conn = _Upstream(self)
         try:
+            if self.tls is not None:
+                plain = csock
+                csock = self.tls.wrap_socket(csock, server_side=True)
+                self._track(plain, False)
+                self._track(csock, True)
             cfile = csock.makefile("rb")
             while not self._stop.is_set():
                 keep = self._one(csock, cfile, conn)
@@ -307,9 +351,21 @@ class FaultProxy:
             rec.inflight = self.stats.inflight
             self.records.append(rec)
         try:
+            bucket = rec.path.lstrip("/").split("/", 1)[0]
+            redirect = faultmodes.redirect_answer(bucket, headers, self.bucket_regions, method)
+            if redirect is not None:
+                self._finish(rec)
+                rec.fault = "redirect"
+                with self._lock:
+                    self.stats.faults["redirect"] += 1
+                rec.body_len = len(_read_body(cfile, headers, False))
+                csock.sendall(redirect)
+                return True
             rec.fault = fault = self._choose(rec)
             expect = headers.get("expect", "").lower() == "100-continue"
             close_after = headers.get("connection", "").lower() == "close"
+            if fault == "ignore_range":
+                head = faultmodes.strip_range(head)
             if fault == "reset_before":
                 _reset(csock)
                 return False
@@ -348,6 +404,22 @@ class FaultProxy:
             self._finish(rec)
         if fault == "corrupt":
             body = _flip(body)
+        if fault == "chunked":
+            csock.sendall(faultmodes.rechunk(head, headers, body, rec.method))
+            return True
+        if fault == "unframed":
+            csock.sendall(faultmodes.unframe(head, headers, body, rec.method))
+            csock.shutdown(socket.SHUT_RDWR)
+            return False
+        if fault == "truncated_listing":
+            rewritten = faultmodes.truncate_listing(head, headers, body)
+            csock.sendall(rewritten if rewritten is not None else head + body)
+            return True
+        if fault == "tls_garbage":
+            csock.sendall(head + body[: len(body) // 2])
+            os.write(csock.fileno(), b"\x17\x03\x03\x00\x40" + bytes(range(64)))
+            csock.shutdown(socket.SHUT_RDWR)
+            return False
         if fault in ("reset_after", "truncate") and not body:
             fault = "reset_after"
         if fault == "reset_after":
@@ -363,7 +435,22 @@ class FaultProxy:
             self._stop.wait(self.stall_seconds)
             csock.sendall(body[len(body) // 2:])
             return True
+        if fault == "ignore_range":
+            return self._send_counted(csock, rec, head, body)
         csock.sendall(head + body)
+        return True
+
+    @staticmethod
+    def _send_counted(csock: socket.socket, rec: Record, head: bytes, body: bytes) -> bool:
+        """Send the answer in 256 KiB pieces, counting in ``rec.sent`` the body bytes the
+        client's socket took before it went away."""
+        csock.sendall(head)
+        for i in range(0, len(body), 1 << 18):
+            try:
+                csock.sendall(body[i:i + (1 << 18)])
+            except OSError:
+                return False
+            rec.sent += len(body[i:i + (1 << 18)])
         return True
 
     def _send_error(self, csock: socket.socket, method: str, path: str, fault: str,

@@ -245,6 +245,7 @@ def raise_first(ops: Sequence[Op]) -> None:
         first = exhausted[0]
         urls = [e.url for e in exhausted if e.url]
         more = f" (and {len(urls) - 1} more)" if len(urls) > 1 else ""
-        raise S3RetriesExhausted(first.message + more, first.url, first.code, first.status,
-                                 urls=urls)
+        cls = type(first) if all(type(e) is type(first) for e in exhausted) else \
+            S3RetriesExhausted  # e.g. S3NetworkError when every one was a network failure
+        raise cls(first.message + more, first.url, first.code, first.status, urls=urls)
     raise errors[0]

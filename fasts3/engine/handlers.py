@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from . import checksums, files, orphans, s3xml
+from . import checksums, files, framing, orphans, s3xml
 from .sigv4 import quote_path
 from .tasks import (
     CopyArgs,
@@ -80,7 +80,8 @@ def get(tr: Transport, task: Task, progress: Progress) -> dict:
         headers.pop("range")  # an empty object has no byte 0: fetch it whole
         resp = tr.send("GET", task.bucket, task.key, query, headers)
     h = resp.headers
-    length = int(h.get("content-length", "0"))
+    length = framing.body_length(tr, task.bucket, resp)  # None: chunked, read to its end
+    framing.check_range_honoured(tr, task.bucket, resp, headers.get("range"), length)
     m = _CONTENT_RANGE.match(h.get("content-range", "")) if resp.status == 206 else None
     if m:
         start = int(m.group(1))
@@ -92,33 +93,36 @@ def get(tr: Transport, task: Task, progress: Progress) -> dict:
         base = start
     want_end = a.want_end
     end = total if want_end is None else min(want_end, total if total is not None else want_end)
-    if end is None:
-        raise NetworkFailure("BadResponse", "the answer does not give the object's size")
     keep = length
-    if first and not m and a.part and length > a.part:
+    if first and not m and a.part and length is not None and length > a.part:
         keep = a.part  # the rest of this body is abandoned with its connection
     digest = None
     if first and tr.verify_checksums != "off" and start == 0 and keep == total:
         digest = checksums.for_download(h, tr.verify_checksums)
     try:
         if first:
-            fd = files.create(a.path, max(0, end - base))
+            fd = files.create(a.path, max(0, end - base) if end is not None else 0)
         else:
             if a.expect and (start, length) != tuple(a.expect):
-                tr.read_all(task.bucket, resp)
+                tr.discard(task.bucket)  # never read an unexpected body into memory
                 raise NetworkFailure("BadRange", f"asked for {a.expect}, got {(start, length)}")
             fd = files.open_part(a.path)
         try:
-            tr.read_into_file(task.bucket, resp, fd, start - base, keep, progress, digest)
+            got = tr.read_into_file(task.bucket, resp, fd, start - base, keep, progress, digest)
+            if keep is None:  # a chunked whole object: its size is what arrived
+                os.ftruncate(fd, got)
+                keep = length = total = end = got
         finally:
             os.close(fd)
-        if keep < length:
+        if length is not None and keep < length:
             tr.discard(task.bucket)
     except OSError as e:
         tr.discard(task.bucket)  # the body was not (fully) read: drop the connection
         if e.errno == errno.ENOSPC and not e.filename:
             raise OSError(errno.ENOSPC, "No space left on device", a.path) from None
         raise
+    if end is None:
+        raise NetworkFailure("BadResponse", "the answer does not give the object's size")
     if digest is not None:
         digest.verify()
     complete = first and start + keep >= end
@@ -136,6 +140,9 @@ def head(tr: Transport, task: Task, progress: Progress) -> dict:
     a: HeadArgs = task.args  # type: ignore[assignment]
     resp = tr.send("HEAD", task.bucket, task.key, _version_query(a.version_id))
     resp.raw.read()
+    if "content-length" not in resp.headers:  # S3 always sends it: the size is unknown
+        raise NetworkFailure("UnframedResponse", "HEAD answer without Content-Length",
+                             transient=False)
     return {"headers": info_headers(resp.headers)}
 
 
@@ -255,7 +262,13 @@ def list_page(tr: Transport, task: Task, progress: Progress) -> dict:
     if a.token:
         query["continuation-token"] = a.token
     _, _, data = tr.request("GET", task.bucket, "", query)
-    return s3xml.parse_list(data)
+    page = s3xml.parse_list(data)
+    if page["truncated"] and not page["next"]:
+        # Treating it as the last page would hide objects (and let sync --delete remove
+        # their copies): a permanent, typed error instead.
+        raise NetworkFailure("TruncatedListing", "listing page marked truncated without a "
+                             "continuation token", transient=False)
+    return page
 
 
 def delete(tr: Transport, task: Task, progress: Progress) -> dict:

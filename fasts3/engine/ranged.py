@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import S3Error, S3ObjectChanged
+from . import framing
 from .retry import RetryPolicy, TaskFailed, make_error, run_with_retries
 from .sigv4 import Credentials, Signer
 from .transport import EndpointSpec, HTTPFailure, NetworkFailure, Transport
@@ -95,16 +96,20 @@ class RangeReader:
                 raise self.changed("the ETag no longer matches", 412) from None
             raise
         h = resp.headers
+        length = framing.body_length(self._tr, self.bucket, resp)
         m = _CONTENT_RANGE.match(h.get("content-range", ""))
+        cap = None
         if resp.status == 206 and m:
             start, total = int(m.group(1)), int(m.group(3))
         else:  # a whole-object answer: only acceptable when small
-            total, start = int(h.get("content-length", "0")), 0
-            if total > max(limit, expect[1] if expect else 0):
-                self._tr.close()  # do not read a body we did not ask for
-                raise S3Error("The server ignored the Range header", self.url,
-                              "RangeIgnored", resp.status)
-        data = self._tr.read_all(self.bucket, resp)
+            start, cap = 0, max(limit, expect[1] if expect else 0)
+            if length is not None and length > cap:
+                self._tr.discard(self.bucket)  # do not read a body we did not ask for
+                raise NetworkFailure("RangeIgnored", f"a range GET was answered with the "
+                                     f"whole object ({length} bytes)", transient=False)
+        data = self._tr.read_all(self.bucket, resp, cap)
+        if cap is not None:
+            total = len(data)
         with self._lock:
             self.bytes_fetched += len(data)
         etag = h.get("etag")

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import NamedTuple, TypeVar
 from xml.etree.ElementTree import ParseError
 
-from ..errors import S3Error, S3NotFound, S3RetriesExhausted, error_from_response
+from ..errors import S3Error, S3NotFound, error_from_response, retries_exhausted
 from .tasks import ErrorInfo
 from .transport import HTTPFailure, NetworkFailure
 
@@ -165,8 +165,7 @@ def make_error(error: ErrorInfo | tuple, url: str) -> S3Error:
     if code == "LocalFileNotFound":
         return S3NotFound(message, url, code, status)
     if transient:
-        return S3RetriesExhausted(f"Gave up after {attempts} attempts: {message}", url, code,
-                                  status, urls=[url])
+        return retries_exhausted(message, url, code, status, attempts)
     if code in LOCAL_CODES:
         return S3Error(message, url, code, status)
     return error_from_response(status, code, message, url)

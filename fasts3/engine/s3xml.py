@@ -51,7 +51,8 @@ def parse_iso_date(text: str | None) -> int | None:
 
 def parse_list(data: bytes) -> dict:
     """A ListObjectsV2 page: ``{"objects": [(key, size, last_modified, etag)],
-    "prefixes": [prefix], "next": continuation token or None}``."""
+    "prefixes": [prefix], "next": continuation token or None, "truncated": bool}`` (a
+    truncated page without a token is the caller's to reject)."""
     root = ET.fromstring(data)
     objects: list[tuple[str, int, int | None, str]] = []
     prefixes: list[str] = []
@@ -71,7 +72,8 @@ def parse_list(data: bytes) -> dict:
             token = child.text
         elif tag == "IsTruncated":
             truncated = (child.text or "").strip().lower() == "true"
-    return {"objects": objects, "prefixes": prefixes, "next": token if truncated else None}
+    return {"objects": objects, "prefixes": prefixes, "next": token if truncated else None,
+            "truncated": truncated}
 
 
 def parse_upload_id(data: bytes) -> str:

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from . import s3xml
+from . import network, regions, s3xml
 from .sigv4 import UNSIGNED, Signer, canonical_query, quote_path
 
 BUFFER_SIZE = 1 << 20
@@ -42,6 +42,8 @@ class EndpointSpec(NamedTuple):
     region: str
     path_style: bool = True
     headers: tuple[tuple[str, str], ...] = ()
+    #: TLS verification: True (system CAs), False (none) or a CA bundle path (see network.py)
+    verify: bool | str = True
 
 
 class HTTPFailure(Exception):
@@ -67,16 +69,18 @@ class HTTPFailure(Exception):
 
 
 class NetworkFailure(Exception):
-    """No usable response: reset, timeout, short body, bad checksum. Always transient."""
+    """No usable response: refused, reset, timeout, short body, bad checksum (transient), or
+    one no retry can fix (``transient=False``: an untrusted certificate, an unframed body,
+    an ignored Range; see ``network.py`` and ``framing.py``)."""
 
-    transient = True
     throttled = False
     status = 0
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, transient: bool = True) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+        self.transient = transient
 
 
 class LocalFileError(OSError):
@@ -108,7 +112,8 @@ class Transport:
         self.verify_checksums = "fast"  # "off" | "fast" | "all": see checksums.for_download
         self.upload_checksums = "crc32"  # "off" | "crc32" | "md5": see checksums.upload_headers
         self._local = threading.local()
-        self._ssl = ssl.create_default_context() if endpoint.scheme == "https" else None
+        self._ssl = network.ssl_context(endpoint.verify) if endpoint.scheme == "https" else None
+        self._regions = regions.BucketRegions(endpoint)
 
     # -- connections -------------------------------------------------------------------
     def _connection(self, host: str) -> tuple[http.client.HTTPConnection, bool]:
@@ -127,11 +132,26 @@ class Transport:
             conn = http.client.HTTPConnection(
                 host, self.endpoint.port, timeout=self.connect_timeout, blocksize=BUFFER_SIZE
             )
-        conn.connect()
-        conn.sock.settimeout(self.read_timeout)
-        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            conn.connect()
+            conn.sock.settimeout(self.read_timeout)
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except (OSError, http.client.HTTPException) as e:
+            conn.close()
+            raise self._failure(e, host, connecting=True) from None
         conns[host] = conn
         return conn, False
+
+    def _failure(self, exc: BaseException, host: str, connecting: bool = False,
+                 code: str | None = None) -> NetworkFailure:
+        """The :class:`NetworkFailure` for a socket/TLS/HTTP exception (``network.py``
+        decides the code and whether it is transient); ``code`` (e.g. ``ShortBody`` for a
+        failure mid-body) replaces a reset, timeout or generic code, not ``SSLError``."""
+        found, transient, message = network.classify(exc, f"{host}:{self.endpoint.port}",
+                                                     connecting)
+        if code and found in ("ConnectionReset", "Timeout", "NetworkError"):
+            found = code
+        return NetworkFailure(found, message, transient)
 
     def _drop(self, host: str) -> None:
         conn = getattr(self._local, "conns", {}).pop(host, None)
@@ -158,9 +178,10 @@ class Transport:
     # -- requests ----------------------------------------------------------------------
     def _target(self, bucket: str, key: str) -> tuple[str, str]:
         ep = self.endpoint
+        base = self._regions.host(bucket)
         if ep.path_style or "." in bucket:
-            return ep.host, quote_path(f"/{bucket}/{key}" if key else f"/{bucket}")
-        return f"{bucket}.{ep.host}", quote_path("/" + key)
+            return base, quote_path(f"/{bucket}/{key}" if key else f"/{bucket}")
+        return f"{bucket}.{base}", quote_path("/" + key)
 
     def send(
         self,
@@ -178,8 +199,21 @@ class Transport:
         ``body_file`` is ``(fd, offset, length)``: that slice of an open file is sent with
         ``sendfile``. Error statuses (>= 300) raise :class:`HTTPFailure` after reading the
         (small) error body. A reused keep-alive connection the server had closed is retried
-        once on a fresh connection.
+        once on a fresh connection. A redirect to the bucket's region (301 or 400 with
+        ``x-amz-bucket-region``, see ``regions.py``) is followed once and remembered for the
+        bucket. Network problems raise :class:`NetworkFailure`.
         """
+        try:
+            return self._send(method, bucket, key, query, headers, body, body_file,
+                              payload_hash)
+        except HTTPFailure as e:
+            if not self._regions.learn(bucket, e.status, e.code, e.headers):
+                raise
+        return self._send(method, bucket, key, query, headers, body, body_file, payload_hash)
+
+    def _send(self, method: str, bucket: str, key: str, query: dict[str, str] | None,
+              headers: dict[str, str] | None, body: bytes | None,
+              body_file: tuple[int, int, int] | None, payload_hash: str | None) -> Response:
         host, path = self._target(bucket, key)
         qs = canonical_query(query)
         hdrs = dict(headers) if headers else {}
@@ -191,7 +225,8 @@ class Transport:
         elif method in ("PUT", "POST"):
             hdrs["content-length"] = "0"
         host_header = host if self.endpoint.port in (80, 443) else f"{host}:{self.endpoint.port}"
-        self.signer.sign(method, host_header, path, qs, hdrs, payload_hash or UNSIGNED)
+        signer = self._regions.signer(bucket, self.signer)
+        signer.sign(method, host_header, path, qs, hdrs, payload_hash or UNSIGNED)
         hdrs["host"] = host_header
         target = path + ("?" + qs if qs else "")
         for attempt in (0, 1):
@@ -214,11 +249,10 @@ class Transport:
                 self._drop(host)
                 if reused and attempt == 0:
                     continue  # stale keep-alive connection: once more on a fresh one
-                raise NetworkFailure("ConnectionReset", str(e) or type(e).__name__) from None
+                raise self._failure(e, host) from None
             except (OSError, http.client.HTTPException) as e:
                 self._drop(host)
-                code = "Timeout" if isinstance(e, TimeoutError) else "NetworkError"
-                raise NetworkFailure(code, str(e) or type(e).__name__) from None
+                raise self._failure(e, host) from None
         resp_headers = {k.lower(): v for k, v in raw.getheaders()}
         if raw.will_close:
             # The server will close; forget the connection once the body is read.
@@ -280,13 +314,26 @@ class Transport:
         data = resp.raw.read() if method == "HEAD" else self.read_all(bucket, resp)
         return resp.status, resp.headers, data
 
-    def read_all(self, bucket: str, resp: Response) -> bytes:
-        """Read a whole (small) response body, checking its length."""
+    def read_all(self, bucket: str, resp: Response, limit: int | None = None) -> bytes:
+        """Read a whole (small) response body (not of a HEAD), checking its length.
+
+        With ``limit``, a body longer than ``limit`` bytes is not read into memory: the
+        connection is dropped and ``NetworkFailure("RangeIgnored", transient=False)`` raised
+        (callers pass it when they asked for a range of that size)."""
+        host = self._target(bucket, "")[0]
         try:
-            data = resp.raw.read()
+            if limit is None or resp.raw.length is not None:
+                data = resp.raw.read()
+            else:  # chunked or close-delimited: read no more than we can use
+                data = resp.raw.read(limit + 1)
+                if len(data) > limit:
+                    self._drop(host)
+                    raise NetworkFailure("RangeIgnored", f"the answer is longer than the "
+                                         f"{limit} bytes asked for", transient=False)
+                data += resp.raw.read()
         except (OSError, http.client.HTTPException) as e:
-            self._drop(self._target(bucket, "")[0])
-            raise NetworkFailure("ShortBody", str(e) or type(e).__name__) from None
+            self._drop(host)
+            raise self._failure(e, host, code="ShortBody") from None
         expected = resp.headers.get("content-length")
         if expected is not None and int(expected) != len(data):
             self._drop(self._target(bucket, "")[0])
@@ -299,22 +346,32 @@ class Transport:
         resp: Response,
         fd: int,
         file_offset: int,
-        length: int,
+        length: int | None,
         progress: Callable[[int], None] | None = None,
         digest: Any = None,
-    ) -> None:
+    ) -> int:
         """Stream ``length`` body bytes into ``fd`` starting at ``file_offset``; feed them to
-        ``digest.update`` too if given.
+        ``digest.update`` too if given. ``length=None`` reads a chunked body to its end.
+        Returns the number of bytes written.
 
-        Raises :class:`NetworkFailure` (``ShortBody``) if the body ends early.
+        Raises :class:`NetworkFailure` (``ShortBody``, or the socket/TLS failure's code) if
+        the body ends early or the connection fails; ``OSError`` for local write errors.
         """
         raw = resp.raw
         buf = self.buffer()
+        host = self._target(bucket, "")[0]
+        written = 0
+        remaining = BUFFER_SIZE if length is None else length
         try:
-            while length > 0:
-                n = raw.readinto(buf[: min(length, BUFFER_SIZE)])
+            while remaining > 0:
+                try:
+                    n = raw.readinto(buf[: min(remaining, BUFFER_SIZE)])
+                except (OSError, http.client.HTTPException) as e:
+                    raise self._failure(e, host, code="ShortBody") from None
                 if not n:
-                    raise NetworkFailure("ShortBody", f"body ended {length} bytes early")
+                    if length is None:
+                        break
+                    raise NetworkFailure("ShortBody", f"body ended {remaining} bytes early")
                 view = buf[:n]
                 if digest is not None:
                     digest.update(view)
@@ -322,13 +379,21 @@ class Transport:
                     w = os.pwrite(fd, view, file_offset)
                     view = view[w:]
                     file_offset += w
-                length -= n
+                written += n
+                if length is not None:
+                    remaining -= n
                 if progress is not None:
                     progress(n)
-        except (http.client.HTTPException, ConnectionError, TimeoutError) as e:
-            self._drop(self._target(bucket, "")[0])
-            raise NetworkFailure("ShortBody", str(e) or type(e).__name__) from None
+            if raw.chunked and not raw.isclosed():
+                # The data is in; consume the last-chunk marker so the connection is reusable.
+                try:
+                    extra = raw.read(1)
+                except (OSError, http.client.HTTPException) as e:
+                    raise self._failure(e, host, code="ShortBody") from None
+                if extra:
+                    raise NetworkFailure("BadRange", "the body is longer than announced")
         except BaseException:
             # A short body, a full disk, an interrupt: the connection is mid-body, unusable.
-            self._drop(self._target(bucket, "")[0])
+            self._drop(host)
             raise
+        return written
