@@ -69,7 +69,7 @@ def test_profile_endpoint_is_a_custom_endpoint(seaweed, bucket, tmp_path, monkey
     with S3(s3root=f"s3://{bucket}/p", profile="lab", progress=False) as s3:
         s3.put("hello.txt", b"from a profile")
         assert s3.get("hello.txt").blob == b"from a profile"
-        assert s3._batches.connection.endpoint.path_style
+        assert s3._engine.connection.endpoint.path_style
     code, out, err = _ls(bucket, capsys, "--profile", "lab", "-r")
     assert code == 0, err
     assert "hello.txt" in out

@@ -39,7 +39,7 @@ def test_refused_connection_is_a_typed_network_error_naming_the_endpoint(seaweed
             config=quick_config(max_attempts=3, backoff_base=0.1, backoff_max=0.1)) as s3:
         with pytest.raises(S3NetworkError) as ei:
             s3.get("k")
-        assert partial_files(s3._tmpdir) == []
+        assert partial_files(s3.tmpdir) == []
     e = ei.value
     assert isinstance(e, S3RetriesExhausted) and e.code == "ConnectionRefused"
     assert f"127.0.0.1:{port}" in str(e) and "3 attempts" in str(e)
@@ -110,8 +110,8 @@ def test_reset_mid_body_is_retried_and_typed_at_the_end(proxy, via, bucket, tmp_
         proxy.set_faults(truncate=1.0, match=_gets)
         with pytest.raises(S3NetworkError) as ei:
             s3.get("k")
-        assert partial_files(s3._tmpdir) == [] and not any(
-            n for n in os.listdir(s3._tmpdir) if not n.startswith("."))
+        assert partial_files(s3.tmpdir) == [] and not any(
+            n for n in os.listdir(s3.tmpdir) if not n.startswith("."))
         with pytest.raises(S3NetworkError):
             with s3.open("k") as f:
                 f.read()
@@ -167,7 +167,7 @@ def test_unframed_answers_never_make_a_file(proxy, via, bucket, tmp_path):
             with pytest.raises(S3ProtocolError) as ei:
                 call()
             assert ei.value.code == "UnframedResponse"
-        assert os.listdir(s3._tmpdir) == []  # no 0-byte file under any name
+        assert os.listdir(s3.tmpdir) == []  # no 0-byte file under any name
         assert proxy.stats.faults["unframed"] >= 8
 
 
@@ -228,8 +228,8 @@ def test_ignored_range_is_a_typed_error_without_reading_the_body(proxy, via, buc
             with pytest.raises(S3ProtocolError) as ei:
                 call()
             assert ei.value.code == "RangeIgnored"
-        left = os.listdir(s3._tmpdir)  # the two good downloads of 'tiny' above, no more
-        assert partial_files(s3._tmpdir) == [] and len(left) == 2, left
+        left = os.listdir(s3.tmpdir)  # the two good downloads of 'tiny' above, no more
+        assert partial_files(s3.tmpdir) == [] and len(left) == 2, left
         ignored = [r for r in proxy.records if r.fault == "ignore_range"]
         big_answers = [r for r in ignored if r.path.endswith("/big")]
         # permanent (no range asked twice: not retried) and dropped unread: a part's answer

@@ -87,7 +87,7 @@ def test_untrusted_certificate_is_one_typed_error(tls_proxy, https, other_ca, bu
             **https) as s3:
         with pytest.raises(S3CertificateError) as ei:
             s3.get("k")
-        assert partial_files(s3._tmpdir) == []
+        assert partial_files(s3.tmpdir) == []
         with pytest.raises(S3CertificateError):
             s3.open("k")
     e = ei.value
