@@ -253,7 +253,8 @@ def mpu_abort(tr: Transport, task: Task, progress: Progress) -> dict:
 def list_page(tr: Transport, task: Task, progress: Progress) -> dict:
     """One ListObjectsV2 page. args: ``prefix``, ``delimiter``, ``token``."""
     a = task.args
-    query = {"list-type": "2", "max-keys": "1000", "prefix": a.get("prefix") or ""}
+    query = {"list-type": "2", "max-keys": "1000", "prefix": a.get("prefix") or "",
+             "encoding-type": "url"}  # XML cannot carry every key; s3xml decodes them
     if a.get("delimiter"):
         query["delimiter"] = a["delimiter"]
     if a.get("token"):
