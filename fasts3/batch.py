@@ -8,7 +8,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from .config import TransferConfig
+from .config import TransferConfig, attempts_now
 from .engine.pool import Pool
 from .errors import S3Error, S3RetriesExhausted
 from .progress import Progress
@@ -27,6 +27,7 @@ class Batches:
         self._connection = None
         self._pool: Pool | None = None
         self._credentials = None
+        self._retry: tuple | None = None
         self._closed = False
 
     @property
@@ -43,18 +44,24 @@ class Batches:
             raise S3Error("This S3 client is closed", code="Closed")
         conn = self.connection
         creds = conn.credentials()
+        cfg = self.config
+        retry = (attempts_now(cfg), cfg.backoff_base, cfg.backoff_max)
+        if self._pool is not None and self._retry != retry:
+            self._pool.close()  # S3_TRANSIENT_RETRY_COUNT was patched: new workers
+            self._pool = None
         if self._pool is None:
-            cfg = self.config
             init = {
                 "endpoint": conn.endpoint,
                 "credentials": creds,
                 "connect_timeout": cfg.connect_timeout,
                 "read_timeout": cfg.read_timeout,
-                "retry": (cfg.max_attempts, cfg.backoff_base, cfg.backoff_max),
+                "retry": retry,
                 "verify_checksums": cfg.verify_checksums,
                 "upload_checksums": cfg.upload_checksums,
+                "inject": (cfg.inject_failure_rate, cfg.inject_seed),
             }
             self._pool = Pool(init, cfg.processes, cfg.requests_per_process)
+            self._retry = retry
             self._pool.credentials_source = conn.credentials
         elif creds != self._credentials:
             self._pool.set_credentials(creds)

@@ -14,6 +14,8 @@ drawn at random (seeded) from configurable rates:
 ``stall_body``      forwarded; headers and half the body, then a ``stall_seconds`` pause
 ``corrupt``         forwarded; one byte of the response body is flipped
 ``corrupt_request`` one byte of the request body is flipped before forwarding
+``garble``          forwarded; the response body is replaced by as many bytes that no XML parser
+                    accepts (a complete, well-framed answer that cannot be read)
 
 Only requests for which ``match(record)`` is true are eligible (and, per kind, those for which
 ``kind_match[kind](record)`` is true, e.g. corrupt only PUT bodies); ``budget`` (if not None) caps
@@ -39,7 +41,7 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 FAULTS = ("slowdown", "error500", "error", "reset_before", "reset_after", "truncate", "stall",
-          "stall_body", "corrupt", "corrupt_request")
+          "stall_body", "corrupt", "corrupt_request", "garble")
 _MAX_HEAD = 64 * 1024
 _REASONS = {400: "Bad Request", 403: "Forbidden", 500: "Internal Server Error",
             503: "Slow Down"}
@@ -348,6 +350,8 @@ class FaultProxy:
             self._finish(rec)
         if fault == "corrupt":
             body = _flip(body)
+        if fault == "garble" and body:
+            body = b"<" + b"\x01" * (len(body) - 1)
         if fault in ("reset_after", "truncate") and not body:
             fault = "reset_after"
         if fault == "reset_after":

@@ -19,6 +19,7 @@ from xml.etree.ElementTree import ParseError
 
 from . import fastheaders
 from .handlers import HANDLERS
+from .inject import Injector
 from .retry import RetryPolicy, Throttle
 from .sigv4 import Signer
 from .tasks import Task, read_frame, write_frame
@@ -41,6 +42,7 @@ class Worker:
         self.transport.verify_checksums = init.get("verify_checksums", "fast")
         self.transport.upload_checksums = init.get("upload_checksums", "crc32")
         self.policy = RetryPolicy(*init.get("retry", (5, 0.1, 5.0)))
+        self.injector = Injector.from_init(init.get("inject"))
         self.throttle = Throttle(init.get("threads", 16))
         self.tasks: queue.SimpleQueue[Task | None] = queue.SimpleQueue()
         self.results: queue.SimpleQueue[tuple] = queue.SimpleQueue()
@@ -73,10 +75,14 @@ class Worker:
             try:
                 generation = self.throttle.acquire()
                 try:
+                    if self.injector is not None:
+                        self.injector.check(task.kind, task.bucket, task.key, task.args,
+                                            attempt, self.policy.max_attempts)
                     value = handler(self.transport, task._replace(
                         args={**task.args, "attempt": attempt}), self.progress)
-                except ParseError as e:  # a garbled answer: worth another try
-                    raise NetworkFailure("BadResponse", f"unreadable XML: {e}") from None
+                except ParseError as e:  # complete but unreadable: retrying will not help
+                    raise HTTPFailure(200, "MalformedResponse", f"unreadable XML: {e}",
+                                      {}) from None
                 finally:
                     self.throttle.release()
                 self.throttle.succeeded()
