@@ -3,6 +3,7 @@ pool and wraps the results in :class:`~fasts3.objects.S3Object` (Metaflow-compat
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import os
@@ -15,11 +16,11 @@ from .batch import Batches
 from .config import TransferConfig
 from .engine.plan import GetOp, HeadOp, ListOp
 from .engine.upload_plan import PutOp
-from .errors import S3Error, S3InvalidObject, S3URLError
+from .errors import S3Error, S3URLError
 from .headers import info_of
 from .objects import RangeInfo, S3GetObject, S3Object, S3PutObject
 from .runroot import run_root
-from .uploads import BAD_VALUE, build_put_op, put_item
+from .uploads import build_put_op, check_value, put_item
 from .urls import key_of, make_root, resolve, split_url, temp_name
 
 log = logging.getLogger("fasts3")
@@ -33,21 +34,29 @@ class S3:
     Use it as a context manager; on exit (also when the block raises) the workers stop and the
     temp directory with every downloaded file is removed. See DESIGN.md for the semantics.
 
+    The positional parameters are Metaflow's (``tmproot, bucket, prefix, run, s3root,
+    encryption``); everything else is keyword-only.
+
     Args:
         tmproot: directory in which the temp directory (mode 0700) is created.
         bucket, prefix: the root as bucket and key prefix; or ``s3root="s3://bucket/prefix"``.
         run: a Metaflow FlowSpec or Run: root at ``<datatools root>/<flow>/<run id>``.
+        encryption: server-side encryption of uploads (``"AES256"``, ``"aws:kms"``).
         endpoint_url: S3-compatible endpoint (else ``AWS_ENDPOINT_URL_S3`` or AWS).
         role: ARN of a role to assume through STS (refreshed automatically).
         session_vars: keyword arguments for ``boto3.session.Session``.
         client_params: keyword arguments for ``session.client("s3", ...)``.
         config: a :class:`TransferConfig` (default: from the machine and ``FASTS3_*``).
         progress: ``None`` (bar on a TTY), ``True``, ``False`` or ``"log"``.
-        encryption: server-side encryption of uploads (``"AES256"``, ``"aws:kms"``).
         region, profile, anonymous, requester_pays, addressing_style: client options, see
             ``fasts3.session``.
         kms_key_id: KMS key of uploads (implies ``encryption="aws:kms"``).
         storage_class: storage class of uploads (e.g. ``"STANDARD_IA"``).
+        inject_failure_rate: Metaflow's fault injection, 0-100: that percentage of request
+            attempts (not listings) fails with a transient ``InjectedFailure`` before it is
+            sent, and is retried like a real failure; below 100 the last attempt is never
+            injected, so injection alone never fails a transfer. Overrides
+            ``config.inject_failure_rate``; ``config.inject_seed`` makes it deterministic.
     """
 
     def __init__(
@@ -57,14 +66,14 @@ class S3:
         prefix: str | None = None,
         run: Any = None,
         s3root: str | None = None,
+        encryption: str | None = None,
+        *,
         endpoint_url: str | None = None,
         role: str | dict[str, Any] | None = None,
         session_vars: dict[str, Any] | None = None,
         client_params: dict[str, Any] | None = None,
         config: TransferConfig | None = None,
         progress: bool | str | None = None,
-        encryption: str | None = None,
-        *,
         region: str | None = None,
         profile: str | None = None,
         anonymous: bool = False,
@@ -72,12 +81,16 @@ class S3:
         addressing_style: str | None = None,
         kms_key_id: str | None = None,
         storage_class: str | None = None,
+        inject_failure_rate: int | None = None,
     ) -> None:
         if run is not None:
             s3root = run_root(run, bucket, prefix)
             bucket = prefix = None
         self._root = make_root(s3root, bucket, prefix)
         self._config = config or TransferConfig.from_env()
+        if inject_failure_rate is not None:
+            self._config = dataclasses.replace(self._config,
+                                               inject_failure_rate=inject_failure_rate)
         self._encryption = encryption or ("aws:kms" if kms_key_id else None)
         self._kms_key_id = kms_key_id
         self._storage_class = storage_class
@@ -146,16 +159,17 @@ class S3:
         return GetOp(url, bucket, okey, final, temp, self._config.part_size, rng,
                      return_missing, version)
 
-    def _get_result(self, op: GetOp, return_info: bool) -> S3Object:
+    def _get_result(self, op: GetOp, return_info: bool, prefix: str | None = None) -> S3Object:
         if op.missing:
             return S3Object(op.url, self._root, exists=False)
+        prefix = self._root if prefix is None else prefix
         info = info_of(op.headers) if return_info else {}
         if not return_info:
             info["version_id"] = op.headers.get("x-amz-version-id")
             info["etag"] = (op.headers.get("etag") or "").strip('"') or None
         rinfo = RangeInfo(op.total if op.total is not None else op.length, op.start_offset,
                           op.length)
-        return S3Object(op.url, self._root, path=op.final, size=op.length, exists=True,
+        return S3Object(op.url, prefix, path=op.final, size=op.length, exists=True,
                         range_info=rinfo, has_info=return_info, **info)
 
     # -- downloads ---------------------------------------------------------------------
@@ -214,13 +228,17 @@ class S3:
     def get_recursive(self, keys: Iterable[str], return_info: bool = False) -> list[S3Object]:
         """Download every object under each key taken as a directory (``log`` covers
         ``log/x``, never ``log_other/x``); a key that is itself an object returns it.
-        Result keys are relative to the root."""
-        urls = [u for _, found in self._expand(keys, True) for u, *_ in found]
+
+        As in Metaflow, a result's ``prefix`` is the requested key's URL and its ``key`` is
+        relative to it (the object named by the key itself: ``key`` is its URL, ``prefix``
+        ``None``); with ``return_info``, ``prefix`` is the root and ``key`` relative to it."""
+        found = [(listed, u) for listed, objs in self._expand(keys, True) for u, *_ in objs]
         # Listed URLs are fetched as they are: re-resolving them as keys relative to the root
         # would drop the leading "/" of a key such as "root//x" and fetch another object.
-        ops = [self._get_op(u, False, url=u) for u in urls]
+        ops = [self._get_op(u, False, url=u) for _, u in found]
         self._batches.run(ops, "get")
-        return [self._get_result(op, return_info) for op in ops]
+        return [self._get_result(op, return_info, None if return_info else listed)
+                for op, (listed, _) in zip(ops, found, strict=True)]
 
     def get_all(self, return_info: bool = False) -> list[S3Object]:
         """Download everything under the root."""
@@ -231,11 +249,13 @@ class S3:
     # -- listing -----------------------------------------------------------------------
     def list_paths(self, keys: Iterable[str] | None = None) -> list[S3Object]:
         """One level under each key: objects (``exists=True``, size known) and prefixes
-        (``exists=False``). ``key`` is relative to the listed key."""
+        (``exists=False``), sorted by URL. ``prefix`` is the listed key's URL ending in
+        ``/`` (as in Metaflow) and ``key`` is relative to it."""
         return self._listing(keys, recursive=False)
 
     def list_recursive(self, keys: Iterable[str] | None = None) -> list[S3Object]:
-        """Every object under each key (a key that is itself an object is included)."""
+        """Every object under each key (a key that is itself an object is included).
+        ``prefix`` is the listed key's URL as given and ``key`` is relative to it."""
         return self._listing(keys, recursive=True)
 
     def _listing(self, keys, recursive: bool) -> list[S3Object]:
@@ -245,9 +265,11 @@ class S3:
             keys = [None]
         result = []
         for listed, found in self._expand(keys, recursive):
+            prefix = listed if recursive else listed.rstrip("/") + "/"
             for url, size, mtime, etag in found:
-                result.append(S3Object(url, listed, size=size, exists=size is not None,
-                                       last_modified=mtime, etag=etag))
+                result.append(S3Object(url, prefix, size=size, exists=size is not None,
+                                       last_modified=None if mtime is None else float(mtime),
+                                       etag=etag))
         return result
 
     # -- metadata ----------------------------------------------------------------------
@@ -282,9 +304,8 @@ class S3:
         return its URL (also when ``overwrite=False`` left an existing object alone).
         Anything else (``None`` included) raises :class:`S3InvalidObject` naming the URL."""
         key = key_of(key)
+        check_value(obj, key, self._url)
         url = self._url(key)
-        if obj is None:
-            raise S3InvalidObject(BAD_VALUE.format("NoneType"), url=url)
         item = S3PutObject(key, value=obj, content_type=content_type, metadata=metadata)
         self._put_items([item], overwrite)
         return url
