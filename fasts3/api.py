@@ -167,8 +167,9 @@ class S3:
         if not return_info:
             info["version_id"] = op.headers.get("x-amz-version-id")
             info["etag"] = (op.headers.get("etag") or "").strip('"') or None
+        # Metaflow's contract: without info, range_info is None too (has_info is False)
         rinfo = RangeInfo(op.total if op.total is not None else op.length, op.start_offset,
-                          op.length)
+                          op.length) if return_info else None
         return S3Object(op.url, prefix, path=op.final, size=op.length, exists=True,
                         range_info=rinfo, has_info=return_info, **info)
 

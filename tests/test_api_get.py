@@ -96,6 +96,7 @@ def test_get_without_info(s3):
     assert o.blob == DATA and o.exists and o.downloaded
     assert not o.has_info
     assert o.metadata is None and o.content_type is None and o.last_modified is None
+    assert o.range_info is None  # Metaflow: without info, range_info is None too
 
 
 def test_get_empty_object(s3):
