@@ -143,6 +143,15 @@ def test_inject_failure_rate_100_exhausts_retries_without_sending(bucket, via, p
         S3(config=quick_config(inject_failure_rate=101))
 
 
+def test_injection_settings_from_the_environment(monkeypatch):
+    monkeypatch.setenv("FASTS3_INJECT_FAILURE_RATE", "25")
+    monkeypatch.setenv("FASTS3_INJECT_SEED", "5")
+    cfg = fasts3.TransferConfig.from_env()
+    assert (cfg.inject_failure_rate, cfg.inject_seed) == (25, 5)
+    monkeypatch.delenv("FASTS3_INJECT_SEED")
+    assert fasts3.TransferConfig.from_env().inject_seed is None
+
+
 def test_transient_retry_count_is_read_when_transfers_run(bucket, via, monkeypatch):
     cfg = quick_config(max_attempts=3, backoff_base=0.001, backoff_max=0.01)
 
@@ -253,6 +262,20 @@ def test_control_character_keys_round_trip(seaweed, bucket, via, proxy, tmp_path
     for key in data:
         path = local_path_for_key(dest, key)
         assert path.startswith(dest + "/") and not re.search(r"[\x00-\x1f\x7f-\x9f]", path)
+
+
+def test_cli_copies_control_character_keys_to_safe_names(seaweed, bucket, s3_kwargs,
+                                                          monkeypatch, tmp_path):
+    from fasts3.cli import main
+
+    with S3(s3root=f"s3://{bucket}/c", **s3_kwargs) as s3:
+        s3.put_many([("crazypath/\x01\xff", b"1"), ("crazypath/a\nb/c", b"2")])
+    for name, value in seaweed.env().items():
+        monkeypatch.setenv(name, value)
+    dest = tmp_path / "dest"
+    assert main(["cp", "-r", "-q", f"s3://{bucket}/c/crazypath", str(dest)]) == 0
+    got = {str(p.relative_to(dest)): p.read_bytes() for p in dest.rglob("*") if p.is_file()}
+    assert got == {"%01\xff": b"1", "a%0Ab/c": b"2"}
 
 
 def test_unparseable_listing_is_a_permanent_typed_error(bucket, via, proxy):

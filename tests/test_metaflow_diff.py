@@ -6,7 +6,9 @@ metadata, content_type, range_info, last_modified, encryption), plain values, or
 it raised (as Metaflow's exception name; a fasts3 error counts as the Metaflow alias it is an
 instance of). The set of differences must equal :data:`ALLOWED` exactly: the improvements
 fasts3 documents (README, "Switching from metaflow.S3"). A new difference fails the test, and
-so does an allowed one that no longer happens.
+so does an allowed one that no longer happens. One more documented difference is normalised
+instead of listed: ``list_paths`` results are compared sorted by URL (fasts3 sorts them;
+Metaflow gives each page's objects, then its prefixes).
 """
 
 from __future__ import annotations
