@@ -3,6 +3,7 @@ pool and wraps the results in :class:`~fasts3.objects.S3Object` (Metaflow-compat
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable
 from typing import IO, TYPE_CHECKING, Any, Literal
@@ -14,11 +15,11 @@ from .engine.engine import Engine
 from .engine.listing import Listed, directory_request, run_listings
 from .engine.plan import GetOp, HeadOp
 from .engine.upload_plan import PutOp
-from .errors import S3InvalidObject, S3URLError
+from .errors import S3URLError
 from .headers import info_of
 from .objects import RangeInfo, S3GetObject, S3Object, S3PutObject
 from .runroot import run_root
-from .uploads import BAD_VALUE, build_put_op, put_item
+from .uploads import build_put_op, check_value, put_item
 from .urls import key_of, make_root, resolve, split_url
 
 if TYPE_CHECKING:
@@ -42,6 +43,9 @@ class S3:
     ``fasts3.signals``). One client may be used from several threads: its batches run one at
     a time. See DESIGN.md for the semantics.
 
+    The positional parameters are Metaflow's (``tmproot, bucket, prefix, run, s3root,
+    encryption``); everything else is keyword-only.
+
     Args:
         tmproot: directory in which the temp directory (mode 0700) is created.
         bucket, prefix: the root as bucket and key prefix; or ``s3root="s3://bucket/prefix"``.
@@ -57,6 +61,11 @@ class S3:
             ``fasts3.session``.
         kms_key_id: KMS key of uploads (implies ``encryption="aws:kms"``).
         storage_class: storage class of uploads (e.g. ``"STANDARD_IA"``).
+        inject_failure_rate: Metaflow's fault injection, 0-100: that percentage of request
+            attempts (not listings) fails with a transient ``InjectedFailure`` before it is
+            sent, and is retried like a real failure; below 100 the last attempt is never
+            injected, so injection alone never fails a transfer. Overrides
+            ``config.inject_failure_rate``; ``config.inject_seed`` makes it deterministic.
     """
 
     def __init__(
@@ -66,14 +75,14 @@ class S3:
         prefix: str | None = None,
         run: Any = None,
         s3root: str | None = None,
+        encryption: str | None = None,
+        *,
         endpoint_url: str | None = None,
         role: str | dict[str, Any] | None = None,
         session_vars: dict[str, Any] | None = None,
         client_params: dict[str, Any] | None = None,
         config: TransferConfig | None = None,
         progress: bool | str | None = None,
-        encryption: str | None = None,
-        *,
         region: str | None = None,
         profile: str | None = None,
         anonymous: bool = False,
@@ -81,12 +90,16 @@ class S3:
         addressing_style: str | None = None,
         kms_key_id: str | None = None,
         storage_class: str | None = None,
+        inject_failure_rate: int | None = None,
     ) -> None:
         if run is not None:
             s3root = run_root(run, bucket, prefix)
             bucket = prefix = None
         self._root = make_root(s3root, bucket, prefix)
         self._config = config or TransferConfig.from_env()
+        if inject_failure_rate is not None:
+            self._config = dataclasses.replace(self._config,
+                                               inject_failure_rate=inject_failure_rate)
         self._engine = Engine.from_options(self._config, progress, tmproot, dict(
             endpoint_url=endpoint_url, role=role, session_vars=session_vars,
             client_params=client_params, region=region, profile=profile, anonymous=anonymous,
@@ -129,16 +142,18 @@ class S3:
     def _get_op(self, item: KeyLike, return_missing: bool) -> GetOp:
         return get_op(self._engine, self._url(key_of(item)), item, return_missing)
 
-    def _get_result(self, op: GetOp, return_info: bool) -> S3Object:
+    def _get_result(self, op: GetOp, return_info: bool, prefix: str | None = None) -> S3Object:
         if op.missing:
             return S3Object(op.url, self._root, exists=False)
+        prefix = self._root if prefix is None else prefix
         info = info_of(op.headers) if return_info else {}
         if not return_info:
             info["version_id"] = op.headers.get("x-amz-version-id")
             info["etag"] = (op.headers.get("etag") or "").strip('"') or None
+        # Metaflow's contract: without info, range_info is None too (has_info is False)
         rinfo = RangeInfo(op.total if op.total is not None else op.length, op.start_offset,
-                          op.length)
-        return S3Object(op.url, self._root, path=op.final, size=op.length, exists=True,
+                          op.length) if return_info else None
+        return S3Object(op.url, prefix, path=op.final, size=op.length, exists=True,
                         range_info=rinfo, has_info=return_info, **info)
 
     # -- downloads ---------------------------------------------------------------------
@@ -181,13 +196,17 @@ class S3:
                       return_info: bool = False) -> list[S3Object]:
         """Download every object under each key taken as a directory (``log`` covers
         ``log/x``, never ``log_other/x``); a key that is itself an object returns it.
-        Result keys are relative to the root."""
-        urls = [e.url for _, found in self._expand(keys, True) for e in found]
+
+        As in Metaflow, a result's ``prefix`` is the requested key's URL and its ``key`` is
+        relative to it (the object named by the key itself: ``key`` is its URL, ``prefix``
+        ``None``); with ``return_info``, ``prefix`` is the root and ``key`` relative to it."""
+        found = [(listed, e.url) for listed, objs in self._expand(keys, True) for e in objs]
         # Listed URLs are fetched as they are: re-resolving them as keys relative to the root
         # would drop the leading "/" of a key such as "root//x" and fetch another object.
-        ops = [get_op(self._engine, u) for u in urls]
+        ops = [get_op(self._engine, u) for _, u in found]
         self._engine.run(ops, "get")
-        return [self._get_result(op, return_info) for op in ops]
+        return [self._get_result(op, return_info, None if return_info else listed)
+                for op, (listed, _) in zip(ops, found, strict=True)]
 
     def get_all(self, return_info: bool = False) -> list[S3Object]:
         """Download everything under the root."""
@@ -198,11 +217,13 @@ class S3:
     # -- listing -----------------------------------------------------------------------
     def list_paths(self, keys: Iterable[KeyLike] | None = None) -> list[S3Object]:
         """One level under each key: objects (``exists=True``, size known) and prefixes
-        (``exists=False``). ``key`` is relative to the listed key."""
+        (``exists=False``), sorted by URL. ``prefix`` is the listed key's URL ending in
+        ``/`` (as in Metaflow) and ``key`` is relative to it."""
         return self._listing(keys, recursive=False)
 
     def list_recursive(self, keys: Iterable[KeyLike] | None = None) -> list[S3Object]:
-        """Every object under each key (a key that is itself an object is included)."""
+        """Every object under each key (a key that is itself an object is included).
+        ``prefix`` is the listed key's URL as given and ``key`` is relative to it."""
         return self._listing(keys, recursive=True)
 
     def _listing(self, keys: Iterable[KeyLike] | None, recursive: bool) -> list[S3Object]:
@@ -212,9 +233,11 @@ class S3:
             keys = [None]
         result = []
         for listed, found in self._expand(keys, recursive):
+            prefix = listed if recursive else listed.rstrip("/") + "/"
             for e in found:
-                result.append(S3Object(e.url, listed, size=e.size, exists=e.size is not None,
-                                       last_modified=e.mtime, etag=e.etag))
+                result.append(S3Object(e.url, prefix, size=e.size, exists=e.size is not None,
+                                       last_modified=None if e.mtime is None else float(e.mtime),
+                                       etag=e.etag))
         return result
 
     # -- metadata ----------------------------------------------------------------------
@@ -250,9 +273,8 @@ class S3:
         return its URL (also when ``overwrite=False`` left an existing object alone).
         Anything else (``None`` included) raises :class:`S3InvalidObject` naming the URL."""
         name = key_of(key) or ""
+        check_value(obj, name, self._url)
         url = self._url(name)
-        if obj is None:
-            raise S3InvalidObject(BAD_VALUE.format("NoneType"), url=url)
         item = S3PutObject(name, value=obj, content_type=content_type, metadata=metadata)
         self._put_items([item], overwrite)
         return url

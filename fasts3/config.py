@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 
 MiB = 1 << 20
@@ -97,6 +98,13 @@ class TransferConfig:
         (a corrupted body is rejected with BadDigest and retried): ``"crc32"`` (default,
         ``x-amz-checksum-crc32``, ~0.3 s CPU/GiB, stored by S3 and returned on download),
         ``"md5"`` (Content-MD5, ~1.9 s CPU/GiB) or ``"off"``. ``True`` means ``"crc32"``.
+    inject_failure_rate: fault injection for testing pipelines (Metaflow's
+        ``inject_failure_rate``), 0..100: that percentage of request attempts, listings
+        excepted, fails with a transient ``InjectedFailure`` before it is sent and goes
+        through the normal retry path. Below 100 the last attempt is never injected; at 100
+        every attempt fails (``S3RetriesExhausted``). Default 0 (off).
+    inject_seed: makes the injected failures deterministic: the same seed fails the same
+        attempts of the same requests, whatever the scheduling. ``None``: random.
     """
 
     processes: int = field(default_factory=lambda: max(2, usable_cores()))
@@ -111,6 +119,8 @@ class TransferConfig:
     inline_put_limit: int = 1 * MiB
     verify_checksums: str = "fast"
     upload_checksums: str = "crc32"
+    inject_failure_rate: int = 0
+    inject_seed: int | None = None
 
     def __post_init__(self) -> None:
         self._validate()
@@ -130,6 +140,8 @@ class TransferConfig:
             raise ValueError("multipart_threshold must be >= 1")
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be >= 1")
+        if not 0 <= self.inject_failure_rate <= 100:
+            raise ValueError("inject_failure_rate must be in 0..100")
         # Bound memory: each request in flight holds one read buffer (<= 1 MiB).
         budget = available_memory() // 4
         if self.processes * self.requests_per_process * MiB > budget:
@@ -150,7 +162,7 @@ class TransferConfig:
                     values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
                 elif f.type == "str":
                     values[f.name] = raw
-                elif f.type == "int":
+                elif f.type in ("int", "int | None"):
                     values[f.name] = int(raw)
                 else:
                     values[f.name] = float(raw)
@@ -172,3 +184,12 @@ class TransferConfig:
             part = -(-size // MAX_PARTS)
             part = -(-part // MiB) * MiB
         return min(part, MAX_PART_SIZE)
+
+
+def attempts_now(config: TransferConfig) -> int:
+    """Attempts per request for the next batch: ``config.max_attempts``, unless
+    ``fasts3.metaflow.S3_TRANSIENT_RETRY_COUNT`` was changed (as tests patch Metaflow's);
+    then that count plus one, for every client of the process."""
+    mf = sys.modules.get("fasts3.metaflow")
+    patched = mf.patched_attempts() if mf is not None else None
+    return patched or config.max_attempts

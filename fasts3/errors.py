@@ -174,8 +174,12 @@ def retries_exhausted(message: str, url: str | None, code: str | None, status: i
 def error_from_response(status: int, code: str | None, message: str, url: str | None) -> S3Error:
     """Map a failed S3 response to the typed error a user should see.
 
-    ``status`` is the HTTP status (0 if no response), ``code`` the S3 error code if any.
+    ``status`` is the HTTP status (0 if no response), ``code`` the S3 error code if any. A 404
+    without a code (HEAD answers carry no body) is reported as ``NoSuchKey``, so ``info`` and
+    ``get`` of a missing key raise the same error.
     """
+    if status == 404 and (not code or code == "404"):
+        code = "NoSuchKey"  # a HEAD answer has no body: name it as GET does
     code = code or (str(status) if status else None)
     if code == "CertificateError":
         return S3CertificateError(message or "TLS certificate not trusted", url, code, status)

@@ -1,11 +1,15 @@
 """HTTP headers <-> object info: user metadata encoding, and what an S3Object reports.
 
-User metadata is stored as ordinary ``x-amz-meta-<name>`` headers, so every S3 tool sees it.
-Names are lower-cased (S3 does so anyway); values HTTP cannot carry verbatim (non-ASCII, line
-breaks, leading/trailing whitespace) are RFC 2047 encoded (``=?UTF-8?B?...?=``, as S3 itself
-does for non-ASCII) and decoded on the way back. Objects written by
-Metaflow keep their metadata as JSON in ``x-amz-meta-metaflow-user-attributes``; that header is
-decoded and merged transparently.
+User metadata is written as Metaflow writes it: the whole dict as JSON in one header,
+``x-amz-meta-metaflow-user-attributes``, so names keep their case and values their JSON types
+(``{"Epoch": 12}`` reads back as such), and ``metaflow.S3`` reads what fasts3 wrote (and the
+reverse). S3 limits user metadata to 2 KB (names plus values, UTF-8): a larger dict raises
+:class:`~fasts3.errors.S3InvalidObject` before anything is sent.
+
+On the way back, plain ``x-amz-meta-<name>`` headers written by other tools are read too
+(lower-case names, string values; RFC 2047 ``=?UTF-8?B?...?=`` values, as S3 returns
+non-ASCII ones, are decoded) and merged with the JSON attributes, which win on a clash. An
+object without user metadata reports ``None``, as in Metaflow.
 """
 
 from __future__ import annotations
@@ -21,25 +25,33 @@ from .errors import S3InvalidObject
 
 META = "x-amz-meta-"
 METAFLOW_ATTRS = "metaflow-user-attributes"
-_TOKEN = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+MAX_METADATA_BYTES = 2048
 _RFC2047 = re.compile(r"^=\?utf-8\?b\?([A-Za-z0-9+/=]*)\?=$", re.I)
 ENCRYPTION_VALUES = ("AES256", "aws:kms", "aws:kms:dsse")
 
 
 def metadata_headers(metadata: Mapping[str, Any] | None, url: str) -> dict[str, str]:
-    """``x-amz-meta-*`` headers for ``metadata``; raises S3InvalidObject for bad names."""
-    out: dict[str, str] = {}
-    for name, value in (metadata or {}).items():
-        if not isinstance(name, str) or not _TOKEN.match(name):
-            raise S3InvalidObject(f"Invalid metadata name {name!r}", url=url)
-        text = value if isinstance(value, str) else json.dumps(value)
-        # Encode what HTTP would not carry verbatim: non-ASCII, line breaks, leading or
-        # trailing whitespace (servers strip it), and text that itself looks encoded.
-        if (not text.isascii() or any(c in text for c in "\r\n") or text != text.strip()
-                or _RFC2047.match(text)):
-            text = "=?UTF-8?B?" + base64.b64encode(text.encode()).decode() + "?="
-        out[META + name.lower()] = text
-    return out
+    """The ``x-amz-meta-metaflow-user-attributes`` header holding ``metadata`` as JSON (none
+    for an empty dict). Raises :class:`S3InvalidObject` for a non-str name, a value JSON
+    cannot encode, or more than 2 KB in all (S3's limit)."""
+    if not metadata:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise S3InvalidObject(f"metadata must be a dict, not {type(metadata).__name__}", url=url)
+    for name in metadata:
+        if not isinstance(name, str) or not name:
+            raise S3InvalidObject(f"Invalid metadata name {name!r}: give a non-empty str",
+                                  url=url)
+    try:
+        text = json.dumps(dict(metadata))  # ASCII only: safe in an HTTP header
+    except (TypeError, ValueError) as e:
+        raise S3InvalidObject(f"metadata must be JSON-encodable: {e}", url=url) from None
+    size = len(METAFLOW_ATTRS) + len(text)
+    if size > MAX_METADATA_BYTES:
+        raise S3InvalidObject(f"User metadata is {size} bytes encoded; S3 allows "
+                              f"{MAX_METADATA_BYTES} (2 KB) per object", url=url,
+                              code="MetadataTooLarge")
+    return {META + METAFLOW_ATTRS: text}
 
 
 def put_headers(
@@ -66,7 +78,8 @@ def _decode(value: str) -> str:
 
 
 def metadata_of(headers: Mapping[str, str]) -> dict[str, Any]:
-    """User metadata from response headers (Metaflow's JSON attributes merged in)."""
+    """User metadata from response headers: plain ``x-amz-meta-*`` values with Metaflow's
+    JSON attributes merged over them; ``{}`` if there is none."""
     out: dict[str, Any] = {}
     attrs = None
     for name, value in headers.items():
@@ -88,10 +101,11 @@ def metadata_of(headers: Mapping[str, str]) -> dict[str, Any]:
 
 def info_of(headers: Mapping[str, str]) -> dict[str, Any]:
     """S3Object keyword arguments describing an object, from its response headers."""
+    mtime = parse_http_date(headers.get("last-modified"))
     return {
         "content_type": headers.get("content-type"),
-        "metadata": metadata_of(headers),
-        "last_modified": parse_http_date(headers.get("last-modified")),
+        "metadata": metadata_of(headers) or None,
+        "last_modified": float(mtime) if mtime is not None else None,
         "encryption": headers.get("x-amz-server-side-encryption"),
         "version_id": headers.get("x-amz-version-id"),
         "etag": (headers.get("etag") or "").strip('"') or None,

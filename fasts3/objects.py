@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import IO, NamedTuple
+from typing import IO, Any, NamedTuple
 
 from .errors import S3InvalidObject, S3URLError
 from .urls import relative_key
@@ -27,6 +27,7 @@ class RangeInfo(NamedTuple):
 class S3GetObject:
     """A request for ``length`` bytes of ``key`` starting at ``offset``.
 
+    * ``offset is None`` means 0, as in Metaflow (``S3GetObject(key, None, -5)``).
     * ``length is None``: read from ``offset`` to the end.
     * ``length < 0``: the last ``-length`` bytes (``offset`` is ignored).
     * A range that runs past the end is clamped; ``offset >= size`` raises
@@ -38,8 +39,11 @@ class S3GetObject:
     __slots__ = ("key", "offset", "length", "version_id")
 
     def __init__(
-        self, key: str, offset: int = 0, length: int | None = None, version_id: str | None = None
+        self, key: str, offset: int | None = 0, length: int | None = None,
+        version_id: str | None = None,
     ) -> None:
+        if offset is None:
+            offset = 0
         if not isinstance(key, str):
             raise S3URLError(f"S3GetObject key must be a str, not {type(key).__name__}")
         if not isinstance(offset, int) or offset < 0:
@@ -68,9 +72,9 @@ class S3GetObject:
 class S3PutObject:
     """An object to upload: ``value`` (``str``/``bytes``/readable binary file) or ``path``.
 
-    Exactly one of ``value`` and ``path`` must be given. ``metadata`` is a ``dict[str, str]``
-    stored as ``x-amz-meta-*`` headers (names are lower-cased by S3). ``encryption`` is
-    ``"AES256"`` or ``"aws:kms"``.
+    Exactly one of ``value`` and ``path`` must be given. ``metadata`` is a JSON-encodable
+    dict with str names, stored as Metaflow stores it (names and JSON types kept; at most
+    2 KB encoded, see ``fasts3.headers``). ``encryption`` is ``"AES256"`` or ``"aws:kms"``.
     """
 
     __slots__ = ("key", "value", "path", "content_type", "encryption", "metadata")
@@ -82,7 +86,7 @@ class S3PutObject:
         path: str | os.PathLike[str] | None = None,
         content_type: str | None = None,
         encryption: str | None = None,
-        metadata: Mapping[str, str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> None:
         if (value is None) == (path is None):
             raise S3InvalidObject("S3PutObject needs exactly one of value= and path=", url=key)
@@ -102,7 +106,7 @@ class S3Object:
     """One result: an object (or prefix) in S3 and, if downloaded, its local copy.
 
     ``path`` is valid until the :class:`~fasts3.S3` context closes. ``size`` is in bytes
-    (the local file's size when downloaded). ``last_modified`` is epoch seconds (int).
+    (the local file's size when downloaded). ``last_modified`` is epoch seconds (float).
     """
 
     __slots__ = (
@@ -130,7 +134,7 @@ class S3Object:
         size: int | None = None,
         exists: bool | None = None,
         content_type: str | None = None,
-        metadata: dict[str, str] | None = None,
+        metadata: dict[str, Any] | None = None,
         range_info: RangeInfo | None = None,
         last_modified: float | None = None,
         encryption: str | None = None,
@@ -210,8 +214,9 @@ class S3Object:
         return self._has_info
 
     @property
-    def metadata(self) -> dict[str, str] | None:
-        """User metadata (``x-amz-meta-*`` and Metaflow's user attributes), or ``None``."""
+    def metadata(self) -> dict[str, Any] | None:
+        """User metadata (Metaflow's JSON attributes merged over plain ``x-amz-meta-*``
+        headers), or ``None`` if the object has none or it was not requested."""
         return self._metadata
 
     @property
@@ -226,7 +231,8 @@ class S3Object:
 
     @property
     def last_modified(self) -> float | None:
-        """Last modification time in epoch seconds, or ``None`` if not known."""
+        """Last modification time in epoch seconds (a float, as in Metaflow), or ``None`` if
+        not known."""
         return self._last_modified
 
     @property

@@ -46,9 +46,39 @@ def put_item(o: Any, field: str, url_of: Callable[[str], str]) -> Any:
         return o
     if not isinstance(o, (tuple, list)) or len(o) != 2:
         raise S3InvalidObject(f"Give (key, {field}) pairs or S3PutObject, not {o!r:.80}")
+    if field == "value":
+        # values are checked with the key, in order, by build_put_op (see check_value)
+        return _Value(o[0], o[1])
     if o[1] is None:
-        raise S3InvalidObject(BAD_VALUE.format("NoneType"), url=url_of(o[0]))
+        raise S3InvalidObject("A local path is needed, not None", url=url_of(o[0]))
     return S3PutObject(o[0], **{field: o[1]})
+
+
+class _Value:
+    """A ``(key, value)`` pair to upload, its value not checked yet."""
+
+    __slots__ = ("key", "value")
+
+    def __init__(self, key: Any, value: Any) -> None:
+        self.key = key
+        self.value = value
+
+
+def check_value(value: Any, key: Any, url_of: Callable[[str], str]) -> None:
+    """Raise :class:`S3InvalidObject` if ``value`` cannot be uploaded (not ``str``, ``bytes``
+    or a readable binary file). Checked before the key, as Metaflow does, so a bad value is
+    reported as such even when its key is bad too; the error names the URL if the key
+    resolves, else the key."""
+    if isinstance(value, (str, bytes, bytearray, memoryview)):
+        return
+    if hasattr(value, "read") and not isinstance(value, io.TextIOBase):
+        return
+    try:
+        url = url_of(key)
+    except S3URLError:
+        url = str(key)
+    raise S3InvalidObject(TEXT_FILE if hasattr(value, "read") else
+                          BAD_VALUE.format(type(value).__name__), url=url)
 
 
 def build_put_op(
@@ -63,6 +93,8 @@ def build_put_op(
     file) or :class:`S3InvalidObject` before anything is sent."""
     config = engine.config
     encryption, kms_key_id, storage_class = engine.uploads
+    if getattr(item, "path", None) is None:
+        check_value(getattr(item, "value", None), item.key, url_of)
     url = url_of(item.key)
     bucket, okey = split_url(url)
     if not okey:

@@ -5,8 +5,10 @@ Rules (DESIGN.md, "The public API"):
 * A root is ``s3://bucket[/prefix]``; its trailing ``/`` is dropped. Anything else is an error.
 * With a root, keys are relative: a leading ``/`` is dropped and an absolute ``s3://`` URL is
   an error. Without a root only full ``s3://bucket/key`` URLs are accepted.
-* Keys are at most 1024 UTF-8 bytes and contain no ASCII control characters.
-* A key never maps to a local path outside the destination directory.
+* Keys are any UTF-8 text of at most 1024 bytes, control characters included (as in S3 and
+  Metaflow): requests carry them percent-encoded, listings ask for ``encoding-type=url``.
+* A key never maps to a local path outside the destination directory, and local names never
+  contain control characters (they are written ``%XX``).
 
 All errors are :class:`~fasts3.errors.S3URLError`, raised before any request is sent.
 """
@@ -20,7 +22,7 @@ from .errors import S3URLError
 
 SCHEME = "s3://"
 MAX_KEY_BYTES = 1024
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc
 _BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$")
 
 
@@ -42,9 +44,7 @@ def split_url(url: str) -> tuple[str, str]:
 
 
 def check_key(key: str, url: str | None = None) -> None:
-    """Raise :class:`S3URLError` if ``key`` has control characters or exceeds 1024 bytes."""
-    if _CONTROL.search(key):
-        raise S3URLError("Keys may not contain control characters (NUL, newline, ...)", url=url)
+    """Raise :class:`S3URLError` if ``key`` exceeds 1024 bytes of UTF-8."""
     if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
         raise S3URLError(f"Key is longer than {MAX_KEY_BYTES} bytes", url=url and url[:80] + "...")
 
@@ -124,9 +124,11 @@ def local_path_for_key(dest_dir: str, key: str) -> str:
 
     Components ``..`` and ``.``, empty components (``a//b``), absolute keys and Windows drive
     prefixes raise :class:`S3URLError`. The returned path is always strictly inside
-    ``dest_dir`` (checked after normalisation).
+    ``dest_dir`` (checked after normalisation). Control characters become ``%XX`` (their
+    UTF-8 bytes), so ``a\x01b`` is stored as ``a%01b``.
     """
     check_key(key)
+    key = _CONTROL.sub(lambda m: "".join(f"%{b:02X}" for b in m.group(0).encode()), key)
     parts = key.split("/")
     if parts and parts[-1] == "":
         parts = parts[:-1]

@@ -14,6 +14,8 @@ drawn at random (seeded) from configurable rates:
 ``stall_body``      forwarded; headers and half the body, then a ``stall_seconds`` pause
 ``corrupt``         forwarded; one byte of the response body is flipped
 ``corrupt_request`` one byte of the request body is flipped before forwarding
+``garble``          forwarded; the response body is replaced by as many bytes that no XML parser
+                    accepts (a complete, well-framed answer that cannot be read)
 ``chunked``         forwarded; the answer re-framed with ``Transfer-Encoding: chunked``
 ``unframed``        forwarded; the answer without Content-Length or chunking, ended by a close
 ``truncated_listing`` forwarded; a ListObjectsV2 page claims ``IsTruncated`` with no token
@@ -55,7 +57,7 @@ import faultmodes
 
 FAULTS = ("slowdown", "error500", "error", "reset_before", "reset_after", "truncate", "stall",
           "stall_body", "corrupt", "corrupt_request", "chunked", "unframed",
-          "truncated_listing", "ignore_range", "tls_garbage")
+          "truncated_listing", "ignore_range", "tls_garbage", "garble")
 _MAX_HEAD = 64 * 1024
 _REASONS = {400: "Bad Request", 403: "Forbidden", 500: "Internal Server Error",
             503: "Slow Down"}
@@ -404,6 +406,8 @@ class FaultProxy:
             self._finish(rec)
         if fault == "corrupt":
             body = _flip(body)
+        if fault == "garble" and body:
+            body = b"<" + b"\x01" * (len(body) - 1)
         if fault == "chunked":
             csock.sendall(faultmodes.rechunk(head, headers, body, rec.method))
             return True

@@ -124,7 +124,8 @@ def test_missing_bucket(s3):
     assert e.value.url.startswith(url)
     with pytest.raises(S3NotFound) as e:
         s3.info(url + "/k")
-    check(e.value, url + "/k", {"NoSuchBucket", "NotFound", "404"})
+    # a HEAD answer carries no body to say which: named as GET names a missing key
+    check(e.value, url + "/k", {"NoSuchKey"})
     # return_missing covers a missing object, not a missing bucket... on GET S3 says which
     assert not s3.get(url + "/k", return_missing=True).exists
 
@@ -167,7 +168,7 @@ def test_bad_urls_fail_before_any_request(seaweed, tmp_path_factory, root):
     with _client(seaweed, tmp_path_factory) as fresh:
         for call in (lambda: fresh.get("relative/key"), lambda: fresh.get("s3://b"),
                      lambda: fresh.info("http://host/x"), lambda: fresh.put("k", b"x"),
-                     lambda: fresh.list_paths(["x"]), lambda: fresh.get(root + "/a\nb")):
+                     lambda: fresh.list_paths(["x"]), lambda: fresh.get(root + "/" + "k" * 1025)):
             with pytest.raises(S3URLError) as e:
                 call()
             assert isinstance(e.value, ValueError) and e.value.url

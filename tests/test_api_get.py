@@ -75,8 +75,8 @@ def test_get_whole_object(s3, seaweed, bucket, root):
     assert o.metadata == {"owner": "alice"}
     assert o.content_type == head["ContentType"]
     assert o.range_info == RangeInfo(100, 0, 100)
-    assert isinstance(o.last_modified, int)
-    assert o.last_modified == int(head["LastModified"].timestamp())
+    assert isinstance(o.last_modified, float)  # as in Metaflow
+    assert o.last_modified == head["LastModified"].timestamp()
     assert o.encryption is None
 
 
@@ -96,6 +96,7 @@ def test_get_without_info(s3):
     assert o.blob == DATA and o.exists and o.downloaded
     assert not o.has_info
     assert o.metadata is None and o.content_type is None and o.last_modified is None
+    assert o.range_info is None  # Metaflow: without info, range_info is None too
 
 
 def test_get_empty_object(s3):
@@ -231,19 +232,27 @@ def test_length_zero_rejected_before_any_request(s3):
 
 # -- get_recursive / get_all -------------------------------------------------------------
 def _tree(objs):
-    return {o.key.removeprefix("tree/"): o.blob for o in objs}
+    return {o.url.split("/root/tree/", 1)[1]: o.blob for o in objs}
 
 
 def test_get_recursive_is_a_directory_listing(s3, root):
     objs = s3.get_recursive(["tree/log"])
     # "log" is also an object, so it is returned; "log_other/z" is never under "log".
     assert _tree(objs) == {k: TREE[k] for k in ("log", "log/x", "log/sub/y")}
-    assert all(o.prefix == root and o.url == root + "/" + o.key for o in objs)
+    # As in Metaflow: prefix is the requested key's URL, key relative to it; the object
+    # named by the key itself has its URL as key and no prefix.
+    assert sorted((o.prefix, o.key) for o in objs if o.prefix) == [
+        (root + "/tree/log", "sub/y"), (root + "/tree/log", "x")]
+    [itself] = [o for o in objs if o.prefix is None]
+    assert itself.key == itself.url == root + "/tree/log"
     assert all(o.downloaded and o.exists for o in objs)
 
 
-def test_get_recursive_trailing_slash_lists_only_the_directory(s3):
-    assert _tree(s3.get_recursive(["tree/log/"])) == {"log/x": b"x", "log/sub/y": b"yy"}
+def test_get_recursive_trailing_slash_lists_only_the_directory(s3, root):
+    objs = s3.get_recursive(["tree/log/"])
+    assert _tree(objs) == {"log/x": b"x", "log/sub/y": b"yy"}
+    assert sorted((o.prefix, o.key) for o in objs) == [
+        (root + "/tree/log/", "sub/y"), (root + "/tree/log/", "x")]
 
 
 def test_get_recursive_object_key_and_many_keys(s3):
@@ -252,16 +261,22 @@ def test_get_recursive_object_key_and_many_keys(s3):
     assert s3.get_recursive(["tree/nothing"]) == []
 
 
-def test_get_recursive_info(s3):
+def test_get_recursive_info(s3, root):
     objs = s3.get_recursive(["tree/log/sub"])
-    assert not objs[0].has_info
+    assert not objs[0].has_info and (objs[0].prefix, objs[0].key) == (root + "/tree/log/sub", "y")
     objs = s3.get_recursive(["tree/log/sub"], return_info=True)
-    assert objs[0].has_info and objs[0].metadata == {} and objs[0].last_modified
+    assert objs[0].has_info and objs[0].metadata is None and objs[0].last_modified
+    # Metaflow's rule with return_info: relative to the root
+    assert (objs[0].prefix, objs[0].key) == (root, "tree/log/sub/y")
 
 
 def test_get_recursive_full_urls(s3_noroot, root):
     objs = s3_noroot.get_recursive([root + "/tree/log/"])
+    assert sorted(o.key for o in objs) == ["sub/y", "x"]
+    assert {o.prefix for o in objs} == {root + "/tree/log/"}
+    objs = s3_noroot.get_recursive([root + "/tree/log/"], return_info=True)
     assert sorted(o.key for o in objs) == [root + "/tree/log/sub/y", root + "/tree/log/x"]
+    assert {o.prefix for o in objs} == {None}
 
 
 def test_get_all(seaweed, root, tmp_path_factory):

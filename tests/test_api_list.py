@@ -54,9 +54,10 @@ def test_list_paths_one_level(s3, root):
     ])
     for o in objs:
         assert not o.downloaded and o.path is None
-        assert o.url.startswith(o.prefix + "/")
+        # the listed key ends with "/" (as in Metaflow), and key is relative to it
+        assert o.prefix in (root + "/a/", root + "/f/") and o.url.startswith(o.prefix)
         if o.exists:
-            assert isinstance(o.last_modified, int)
+            assert isinstance(o.last_modified, float)
 
 
 def test_list_paths_of_root(s3, root):
@@ -67,6 +68,7 @@ def test_list_paths_of_root(s3, root):
         (root + "/top.txt", "top.txt", True, 3),
     ])
     assert _summary(s3.list_paths([None])) == _summary(s3.list_paths())
+    assert {o.prefix for o in s3.list_paths()} == {root + "/"}
 
 
 def test_list_paths_trailing_and_leading_slash(s3):
@@ -87,7 +89,8 @@ def test_list_recursive(s3, root):
         (root + "/a/d/e/3.txt", "d/e/3.txt", True, 4),
         (root + "/f/4.txt", "4.txt", True, 5),
     ])
-    assert all(isinstance(o.last_modified, int) and not o.downloaded for o in objs)
+    assert all(isinstance(o.last_modified, float) and not o.downloaded for o in objs)
+    assert {o.prefix for o in objs} == {root + "/a", root + "/f"}  # as given
 
 
 def test_list_recursive_everything(s3, root):

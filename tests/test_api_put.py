@@ -44,6 +44,11 @@ def read(client, bucket, key):
     return client.get_object(Bucket=bucket, Key="root/" + key)["Body"].read()
 
 
+def mf_attrs(head_response: dict) -> dict:
+    """The metadata dict stored Metaflow's way (JSON in one x-amz-meta header)."""
+    return json.loads(head_response["Metadata"]["metaflow-user-attributes"])
+
+
 def head(client, bucket, key):
     return client.head_object(Bucket=bucket, Key="root/" + key)
 
@@ -132,7 +137,7 @@ def test_put_many_returns_uploaded_in_input_order(s3, client, bucket, prefix):
     assert read(client, bucket, f"{prefix}/k1") == b"v1"
     assert read(client, bucket, f"{prefix}/list-pair") == b"lp"
     h = head(client, bucket, f"{prefix}/obj.bin")
-    assert h["ContentType"] == "x/y" and h["Metadata"] == {"m": "1"}
+    assert h["ContentType"] == "x/y" and mf_attrs(h) == {"m": "1"}
     assert s3.put_many([]) == []
 
 
@@ -148,7 +153,7 @@ def test_metaflow_style_put_objects(s3, client, bucket, prefix, tmp_path):
     assert result == [(f"{prefix}/v", f"s3://{bucket}/root/{prefix}/v")]
     s3.put_files([MetaflowPut(f"{prefix}/p", path=str(path), content_type="text/x")])
     assert read(client, bucket, f"{prefix}/v") == b"val"
-    assert head(client, bucket, f"{prefix}/v")["Metadata"] == {"a": "1"}
+    assert mf_attrs(head(client, bucket, f"{prefix}/v")) == {"a": "1"}
     assert read(client, bucket, f"{prefix}/p") == b"from path"
     assert head(client, bucket, f"{prefix}/p")["ContentType"] == "text/x"
 
@@ -177,7 +182,7 @@ def test_put_files(s3, client, bucket, prefix, tmp_path):
     assert [read(client, bucket, k) for k, _ in result] == [b"file 0", b"file 1", b"file 2"]
     assert head(client, bucket, f"{prefix}/a.csv")["ContentType"] == "text/csv"
     h = head(client, bucket, f"{prefix}/b")
-    assert h["ContentType"] == "text/plain" and h["Metadata"] == {"k": "v"}
+    assert h["ContentType"] == "text/plain" and mf_attrs(h) == {"k": "v"}
 
 
 def test_put_files_missing_local_file_sends_nothing(s3, client, bucket, prefix, tmp_path):
@@ -205,7 +210,7 @@ def test_put_overwrite_false_leaves_existing(s3, client, bucket, prefix):
     url = s3.put(prefix + "/k", "original", metadata={"v": "1"})
     assert s3.put(prefix + "/k", "new", overwrite=False, metadata={"v": "2"}) == url
     assert read(client, bucket, prefix + "/k") == b"original"
-    assert head(client, bucket, prefix + "/k")["Metadata"] == {"v": "1"}
+    assert mf_attrs(head(client, bucket, prefix + "/k")) == {"v": "1"}
     assert s3.put(prefix + "/fresh", "new", overwrite=False) == f"s3://{bucket}/root/{prefix}/fresh"
     assert read(client, bucket, prefix + "/fresh") == b"new"
     s3.put(prefix + "/k", "replaced")  # overwrite=True is the default
@@ -251,30 +256,59 @@ def test_explicit_content_type_wins(s3, client, bucket, prefix):
 
 # -- metadata ------------------------------------------------------------------------------
 def test_metadata_round_trip(s3, client, bucket, prefix):
-    # (SeaweedFS drops empty values; tests/test_api_keys_moto.py checks those on moto)
     meta = {"owner": "alice", "city": "Zürich ✓", "Mixed-Case": "v", "json": '{"a": [1, 2]}',
             "spaces": "  lead, trail  ", "inner": "a  b\tc", "looks-encoded": "=?UTF-8?B?aGk=?=",
-            "lines": "one\ntwo"}
+            "lines": "one\ntwo", "Epoch": 12, "f": 1.5, "l": [1, {"x": None}], "b": True,
+            "empty": ""}
     s3.put(f"{prefix}/m", b"x", metadata=meta)
-    expected = {k.lower(): v for k, v in meta.items()}  # S3 lower-cases metadata names
+    expected = meta  # names and JSON types kept (Metaflow's encoding)
     assert s3.get(f"{prefix}/m").metadata == expected
     assert s3.info(f"{prefix}/m").metadata == expected
     assert s3.get_many([f"{prefix}/m"])[0].metadata == expected
     [rec] = s3.get_recursive([prefix], return_info=True)
     assert rec.metadata == expected
-    # Stored as ordinary x-amz-meta-* headers: any S3 tool sees the ASCII ones verbatim.
-    assert head(client, bucket, f"{prefix}/m")["Metadata"]["owner"] == "alice"
+    # Stored as Metaflow stores it: one JSON header, which any S3 tool can read.
+    assert mf_attrs(head(client, bucket, f"{prefix}/m")) == expected
 
 
-def test_no_metadata_is_empty_dict(s3, prefix):
+def test_no_metadata_is_none(s3, prefix):
     s3.put(f"{prefix}/plain", b"x")
-    assert s3.get(f"{prefix}/plain").metadata == {}
+    assert s3.get(f"{prefix}/plain").metadata is None
+    assert s3.info(f"{prefix}/plain").metadata is None
+    s3.put(f"{prefix}/plain2", b"x", metadata={})
+    assert s3.info(f"{prefix}/plain2").metadata is None
 
 
-def test_invalid_metadata_name_rejected(s3, client, bucket, prefix):
+@pytest.mark.parametrize("meta", [{1: "v"}, {"": "v"}, {"k": object()}, {"k": b"bytes"}],
+                         ids=["int-name", "empty-name", "object", "bytes"])
+def test_invalid_metadata_rejected(s3, client, bucket, prefix, meta):
+    with pytest.raises(S3InvalidObject) as e:
+        s3.put(f"{prefix}/m", b"x", metadata=meta)
+    assert e.value.url == f"s3://{bucket}/root/{prefix}/m"
     with pytest.raises(S3InvalidObject):
-        s3.put(f"{prefix}/m", b"x", metadata={"bad name": "v"})
+        s3.put_many([S3PutObject(f"{prefix}/m", b"x", metadata=meta)])
     assert listed(client, bucket, prefix) == []
+
+
+def test_metadata_over_2kb_rejected_before_sending(s3, client, bucket, prefix):
+    """S3 allows 2 KB of user metadata (names plus values): the JSON header's name (24
+    bytes) and value count; 2048 bytes pass, 2049 raise a clear S3InvalidObject."""
+    fixed = len("metaflow-user-attributes") + len(json.dumps({"k": ""}))
+    s3.put(f"{prefix}/ok", b"x", metadata={"k": "v" * (2048 - fixed)})
+    assert s3.info(f"{prefix}/ok").metadata == {"k": "v" * (2048 - fixed)}
+    with pytest.raises(S3InvalidObject) as e:
+        s3.put(f"{prefix}/big", b"x", metadata={"k": "v" * (2049 - fixed)})
+    assert e.value.code == "MetadataTooLarge" and "2049 bytes" in str(e.value)
+    assert [k for k in listed(client, bucket, prefix)] == [f"root/{prefix}/ok"]
+
+
+def test_plain_metadata_headers_of_other_tools_stay_readable(s3, client, bucket, prefix):
+    client.put_object(Bucket=bucket, Key=f"root/{prefix}/o", Body=b"o",
+                      Metadata={"owner": "alice", "team": "ml"})
+    assert s3.info(f"{prefix}/o").metadata == {"owner": "alice", "team": "ml"}
+    both = {"owner": "bob", "metaflow-user-attributes": json.dumps({"owner": 7, "x": [1]})}
+    client.put_object(Bucket=bucket, Key=f"root/{prefix}/both", Body=b"b", Metadata=both)
+    assert s3.get(f"{prefix}/both").metadata == {"owner": 7, "x": [1]}  # JSON wins a clash
 
 
 def test_reads_metaflow_style_metadata(s3, client, bucket, prefix):

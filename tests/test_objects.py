@@ -31,11 +31,19 @@ def test_get_object_length_zero_rejected_at_construction():
         S3GetObject("k", 10, 0)
 
 
-@pytest.mark.parametrize("kwargs", [dict(offset=-1), dict(offset=1.5), dict(length=2.0),
-                                    dict(offset=None)])
+@pytest.mark.parametrize("kwargs", [dict(offset=-1), dict(offset=1.5), dict(length=2.0)])
 def test_get_object_bad_numbers(kwargs):
     with pytest.raises(S3URLError):
         S3GetObject("k", **kwargs)
+
+
+def test_get_object_offset_none_is_zero_as_in_metaflow():
+    """Metaflow code writes S3GetObject(key, None, -5) for "the last 5 bytes"."""
+    suffix = S3GetObject("k", None, -5)
+    assert (suffix.offset, suffix.length, suffix.range_header()) == (0, -5, "bytes=-5")
+    head = S3GetObject("k", None, 10)
+    assert (head.offset, head.range_header()) == (0, "bytes=0-9")
+    assert S3GetObject("k", offset=None).range_header() is None
 
 
 def test_get_object_key_must_be_str():

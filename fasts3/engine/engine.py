@@ -25,7 +25,7 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from ..config import TransferConfig
+from ..config import TransferConfig, attempts_now
 from ..errors import S3Error, S3RetriesExhausted
 from ..progress import Progress
 from ..urls import temp_name
@@ -149,14 +149,18 @@ class Engine:
         if self._closed:
             raise S3Error("This S3 client is closed", code="Closed")
         creds = self.credentials()
+        cfg = self.config
+        retry = (attempts_now(cfg), cfg.backoff_base, cfg.backoff_max)
+        if self._pool is not None and self._pool.init.retry != retry:
+            self._pool.close()  # S3_TRANSIENT_RETRY_COUNT was patched: new workers
+            self._pool = None
         if self._pool is None:
-            cfg = self.config
             init = WorkerInit(
                 endpoint=self.endpoint, credentials=creds,
                 connect_timeout=cfg.connect_timeout, read_timeout=cfg.read_timeout,
-                retry=(cfg.max_attempts, cfg.backoff_base, cfg.backoff_max),
-                verify_checksums=cfg.verify_checksums, upload_checksums=cfg.upload_checksums,
-                threads=cfg.requests_per_process)
+                retry=retry, verify_checksums=cfg.verify_checksums,
+                upload_checksums=cfg.upload_checksums, threads=cfg.requests_per_process,
+                inject=(cfg.inject_failure_rate, cfg.inject_seed))
             self._pool = Pool(init, cfg.processes, credentials_source=self.credentials)
         else:
             self._pool.update_credentials(creds)

@@ -256,7 +256,9 @@ def mpu_abort_key(tr: Transport, task: Task, progress: Progress) -> dict:
 def list_page(tr: Transport, task: Task, progress: Progress) -> dict:
     """One ListObjectsV2 page (:class:`~fasts3.engine.tasks.ListArgs`)."""
     a: ListArgs = task.args  # type: ignore[assignment]
-    query = {"list-type": "2", "max-keys": "1000", "prefix": a.prefix or ""}
+    # encoding-type=url: XML 1.0 cannot carry keys with control characters
+    query = {"list-type": "2", "max-keys": "1000", "prefix": a.prefix or "",
+             "encoding-type": "url"}
     if a.delimiter:
         query["delimiter"] = a.delimiter
     if a.token:

@@ -27,7 +27,7 @@ CLOCK_SKEW = 5.0
 def list_uploads(tr: Transport, bucket: str, key: str) -> list[tuple[str, int | None]]:
     """``[(upload_id, initiated epoch seconds or None)]`` of the uploads of exactly ``key``."""
     out: list[tuple[str, int | None]] = []
-    query = {"uploads": "", "prefix": key}
+    query = {"uploads": "", "prefix": key, "encoding-type": "url"}  # any key survives XML
     for _ in range(1000):  # bounded: at most 1,000,000 uploads of one prefix
         _, _, data = tr.request("GET", bucket, "", query)
         page = s3xml.parse_uploads(data)

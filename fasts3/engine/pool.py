@@ -75,6 +75,11 @@ class Pool:
         #: periodically during long batches; ``None`` keeps the last ones sent.
         self.credentials_source = credentials_source
 
+    @property
+    def init(self) -> WorkerInit:
+        """What workers are (or will be) started with."""
+        return self._init
+
     # -- lifecycle ---------------------------------------------------------------------
     @property
     def started(self) -> bool:

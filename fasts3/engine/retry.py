@@ -126,7 +126,7 @@ def run_with_retries(call: Callable[[int], T], policy: RetryPolicy,
     """``call(attempt)`` (``attempt`` counts from 0) until it returns.
 
     Transient failures (``HTTPFailure``/``NetworkFailure`` with ``transient``; an unparseable
-    XML answer counts as a garbled, transient one) are retried after a full-jitter backoff,
+    XML answer is a permanent ``MalformedResponse``) are retried after a full-jitter backoff,
     up to ``policy.max_attempts`` tries; throttling answers also cut ``throttle``. A
     permanent failure, the last transient one, or a local file error raise
     :class:`TaskFailed`. :class:`~fasts3.errors.S3Error`\\ s raised by ``call`` pass through.
@@ -137,8 +137,9 @@ def run_with_retries(call: Callable[[int], T], policy: RetryPolicy,
         try:
             try:
                 value = call(attempt)
-            except ParseError as e:  # a garbled answer: worth another try
-                raise NetworkFailure("BadResponse", f"unreadable XML: {e}") from None
+            except ParseError as e:  # complete but unreadable: retrying will not help
+                raise HTTPFailure(200, "MalformedResponse", f"unreadable XML: {e}",
+                                  {}) from None
             finally:
                 if throttle is not None:
                     throttle.release()

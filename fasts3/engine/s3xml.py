@@ -6,11 +6,16 @@ from __future__ import annotations
 import calendar
 import time
 import xml.etree.ElementTree as ET
+from urllib.parse import unquote_plus
 from xml.sax.saxutils import escape
 
 
 def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
+
+
+def _same(text: str) -> str:
+    return text
 
 
 def _children(elem: ET.Element) -> dict[str, str]:
@@ -49,25 +54,38 @@ def parse_iso_date(text: str | None) -> int | None:
         return None
 
 
+def _url_encoded(root: ET.Element) -> bool:
+    """Whether a listing's keys are URL-encoded (the server honoured ``encoding-type=url``;
+    one that ignores it sends keys as they are, and no ``EncodingType``)."""
+    return any(_local(c.tag) == "EncodingType" and (c.text or "").strip().lower() == "url"
+               for c in root)
+
+
 def parse_list(data: bytes) -> dict:
     """A ListObjectsV2 page: ``{"objects": [(key, size, last_modified, etag)],
     "prefixes": [prefix], "next": continuation token or None, "truncated": bool}`` (a
-    truncated page without a token is the caller's to reject)."""
+    truncated page without a token is the caller's to reject).
+
+    Keys and prefixes are URL-decoded (form style: S3 writes a space as ``+``) when the page
+    says ``EncodingType=url`` (listings ask for it: XML 1.0 cannot carry keys with control
+    characters). The continuation token is opaque and passed back as received, as botocore
+    does."""
     root = ET.fromstring(data)
     objects: list[tuple[str, int, int | None, str]] = []
     prefixes: list[str] = []
     token = None
     truncated = False
+    dec = unquote_plus if _url_encoded(root) else _same
     for child in root:
         tag = _local(child.tag)
         if tag == "Contents":
             f = _children(child)
             objects.append(
-                (f.get("Key", ""), int(f.get("Size", "0") or 0),
+                (dec(f.get("Key", "")), int(f.get("Size", "0") or 0),
                  parse_iso_date(f.get("LastModified")), f.get("ETag", "").strip('"'))
             )
         elif tag == "CommonPrefixes":
-            prefixes.append(_children(child).get("Prefix", ""))
+            prefixes.append(dec(_children(child).get("Prefix", "")))
         elif tag == "NextContinuationToken":
             token = child.text
         elif tag == "IsTruncated":
@@ -122,18 +140,20 @@ def parse_delete_errors(data: bytes) -> list[tuple[str, str, str]]:
 
 def parse_uploads(data: bytes) -> dict:
     """A ListMultipartUploads page: ``{"uploads": [(key, upload_id, initiated epoch s)],
-    "next": (key_marker, upload_id_marker) or None}``."""
+    "next": (key_marker, upload_id_marker) or None}``; keys and the key marker URL-decoded
+    when the page says ``EncodingType=url``."""
     root = ET.fromstring(data)
     uploads = []
     fields: dict[str, str] = {}
+    dec = unquote_plus if _url_encoded(root) else _same
     for child in root:
         tag = _local(child.tag)
         if tag == "Upload":
             f = _children(child)
-            uploads.append((f.get("Key", ""), f.get("UploadId", ""),
+            uploads.append((dec(f.get("Key", "")), f.get("UploadId", ""),
                             parse_iso_date(f.get("Initiated"))))
         else:
             fields[tag] = child.text or ""
     truncated = fields.get("IsTruncated", "").strip().lower() == "true"
-    nxt = (fields.get("NextKeyMarker", ""), fields.get("NextUploadIdMarker", ""))
+    nxt = (dec(fields.get("NextKeyMarker", "")), fields.get("NextUploadIdMarker", ""))
     return {"uploads": uploads, "next": nxt if truncated and any(nxt) else None}

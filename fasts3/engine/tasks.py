@@ -175,6 +175,7 @@ class WorkerInit(NamedTuple):
     verify_checksums: str = "fast"
     upload_checksums: str = "crc32"
     threads: int = 16
+    inject: tuple[float, int | None] | None = None  # (rate %, seed): see inject.py
 
 
 class TaskSpec(NamedTuple):

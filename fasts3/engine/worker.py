@@ -17,6 +17,7 @@ from typing import IO
 
 from . import fastheaders
 from .handlers import HANDLERS
+from .inject import Injector
 from .retry import RetryPolicy, TaskFailed, Throttle, run_with_retries
 from .sigv4 import Signer
 from .tasks import Task, WorkerInit, read_frame, write_frame
@@ -39,6 +40,7 @@ class Worker:
         self.transport.verify_checksums = init.verify_checksums
         self.transport.upload_checksums = init.upload_checksums
         self.policy = RetryPolicy(*init.retry)
+        self.injector = Injector.from_init(init.inject)
         self.throttle = Throttle(init.threads)
         self.tasks: queue.SimpleQueue[Task | None] = queue.SimpleQueue()
         self.results: queue.SimpleQueue[tuple] = queue.SimpleQueue()
@@ -64,11 +66,16 @@ class Worker:
         if handler is None:
             return ("r", task.id, None, (0, "BadTask", f"unknown task {task.args!r:.80}",
                                          False, 1))
+        injector, max_attempts = self.injector, self.policy.max_attempts
+
+        def attempt_once(attempt: int) -> dict:
+            if injector is not None:  # a failure injected here takes the real retry path
+                injector.check(task, attempt, max_attempts)
+            return handler(self.transport, task._replace(attempt=attempt), self.progress)
+
         try:
-            value = run_with_retries(
-                lambda attempt: handler(self.transport, task._replace(attempt=attempt),
-                                        self.progress),
-                self.policy, self.throttle, f"{task.kind} {task.bucket}/{task.key}")
+            value = run_with_retries(attempt_once, self.policy, self.throttle,
+                                     f"{task.kind} {task.bucket}/{task.key}")
             return ("r", task.id, value, None)
         except TaskFailed as e:
             return ("r", task.id, None, e.info)
