@@ -10,7 +10,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 from . import signals
 from .config import TransferConfig
 from .downloads import get_op
-from .engine.engine import Engine
+from .engine.engine import Engine, raise_first
 from .engine.listing import Listed, directory_request, run_listings
 from .engine.plan import GetOp, HeadOp
 from .engine.upload_plan import PutOp
@@ -18,6 +18,7 @@ from .errors import S3InvalidObject, S3URLError
 from .headers import info_of
 from .objects import RangeInfo, S3GetObject, S3Object, S3PutObject
 from .runroot import run_root
+from .streaming import ObjectStream, key_feed, listing_feed
 from .uploads import BAD_VALUE, build_put_op, put_item
 from .urls import key_of, make_root, resolve, split_url
 
@@ -182,12 +183,70 @@ class S3:
         """Download every object under each key taken as a directory (``log`` covers
         ``log/x``, never ``log_other/x``); a key that is itself an object returns it.
         Result keys are relative to the root."""
-        urls = [e.url for _, found in self._expand(keys, True) for e in found]
-        # Listed URLs are fetched as they are: re-resolving them as keys relative to the root
-        # would drop the leading "/" of a key such as "root//x" and fetch another object.
-        ops = [get_op(self._engine, u) for u in urls]
-        self._engine.run(ops, "get")
+        # GETs start while later listing pages are still on their way (streaming.py); the
+        # results keep the listing's order. Listed URLs are fetched as they are: re-resolving
+        # them as keys relative to the root would drop the leading "/" of a key such as
+        # "root//x" and fetch another object.
+        stream = self._engine.stream(listing_feed(self._dir_urls(keys), self._listed_op),
+                                     "get", window=self._recursive_window(), ordered=True,
+                                     fail_fast=True, on_unclaimed=GetOp.discard)
+        with stream:
+            ops = list(stream)
+        raise_first(ops)
         return [self._get_result(op, return_info) for op in ops]
+
+    def _dir_urls(self, keys: Iterable[KeyLike]) -> list[str]:
+        return [resolve(self._root, key_of(k), allow_bucket=True) for k in keys]
+
+    def _listed_op(self, url: str, size: int | None, etag: str | None) -> GetOp:
+        return get_op(self._engine, url, size=size, etag=etag)
+
+    def _recursive_window(self) -> int:
+        cfg = self._config
+        return max(64, 4 * cfg.processes * cfg.requests_per_process)
+
+    # -- streaming downloads -----------------------------------------------------------
+    def iter_get(self, keys: Iterable[KeyLike], ordered: bool = False,
+                 window: int | None = None, keep: bool = False,
+                 return_missing: bool = False, return_info: bool = True) -> ObjectStream:
+        """Download ``keys`` (or :class:`S3GetObject` ranges) and yield each
+        :class:`S3Object` as soon as it is on disk: in completion order, or in input order
+        with ``ordered`` (holding back only what ordering needs).
+
+        ``window`` (default: twice the requests in flight, at least 16) is the number of
+        objects downloaded ahead of the consumer. The file of the object a thread received
+        is deleted when that thread asks for the next one unless ``keep``. ``keys`` may be
+        any iterable (a generator is read lazily, ``window`` items ahead). A failed object
+        raises its typed error from ``next()`` at its position; the iterator stays usable.
+        ``break``/``close()`` cancels what is queued and leaves no partial file. See
+        ``fasts3.streaming``."""
+        def make(item: KeyLike) -> GetOp:
+            return get_op(self._engine, self._url(key_of(item)), item, return_missing)
+
+        stream = self._engine.stream(key_feed(keys, make), "get", ordered=ordered,
+                                     window=window or self._stream_window(),
+                                     on_unclaimed=GetOp.discard)
+        return ObjectStream(stream, lambda op: self._get_result(op, return_info), keep)
+
+    def iter_recursive(self, keys: Iterable[KeyLike] | None = None, ordered: bool = False,
+                       window: int | None = None, keep: bool = False,
+                       return_info: bool = False) -> ObjectStream:
+        """Like :meth:`iter_get` over every object under each key taken as a directory (as
+        :meth:`get_recursive`; the root without keys): GETs start while the listing is
+        still running, and memory stays bounded whatever the number of objects."""
+        if keys is None:
+            if self._root is None:
+                raise S3URLError("iter_recursive() without keys needs an S3 root")
+            keys = [None]
+        stream = self._engine.stream(listing_feed(self._dir_urls(keys), self._listed_op),
+                                     "get", ordered=ordered,
+                                     window=window or self._stream_window(),
+                                     on_unclaimed=GetOp.discard)
+        return ObjectStream(stream, lambda op: self._get_result(op, return_info), keep)
+
+    def _stream_window(self) -> int:
+        cfg = self._config
+        return max(16, 2 * cfg.processes * cfg.requests_per_process)
 
     def get_all(self, return_info: bool = False) -> list[S3Object]:
         """Download everything under the root."""

@@ -15,12 +15,13 @@ if TYPE_CHECKING:
     from .engine.engine import Engine
 
 
-def get_op(engine: Engine, url: str, request: object = None,
-           return_missing: bool = False) -> GetOp:
+def get_op(engine: Engine, url: str, request: object = None, return_missing: bool = False,
+           size: int | None = None, etag: str | None = None) -> GetOp:
     """The op downloading ``url`` into the engine's temp directory. ``request`` may be an
     :class:`~fasts3.S3GetObject` (or any object with ``offset``/``length``/``version_id``)
-    giving a range or version; a plain key string means the whole object. Raises
-    :class:`~fasts3.errors.S3URLError` for a bucket URL or a malformed range."""
+    giving a range or version; a plain key string means the whole object. ``size`` and
+    ``etag`` come from a listing (they let a large object be fetched in parts at once).
+    Raises :class:`~fasts3.errors.S3URLError` for a bucket URL or a malformed range."""
     rng = None
     version = None
     if request is not None and not isinstance(request, str):
@@ -34,4 +35,4 @@ def get_op(engine: Engine, url: str, request: object = None,
         raise S3URLError("A bucket is not an object; give a key", url=url)
     final, temp = engine.new_paths(key)
     return GetOp(url, bucket, key, final, temp, engine.config.part_size, rng, return_missing,
-                 version)
+                 version, size=size, etag=etag)
