@@ -10,16 +10,16 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 
 from . import signals
 from .config import TransferConfig
-from .downloads import get_op
-from .engine.engine import Engine
+from .downloads import get_op, result_of
+from .engine.engine import Engine, raise_first
 from .engine.listing import Listed, directory_request, run_listings
 from .engine.plan import GetOp, HeadOp
-from .engine.upload_plan import PutOp
 from .errors import S3URLError
 from .headers import info_of
-from .objects import RangeInfo, S3GetObject, S3Object, S3PutObject
+from .objects import S3GetObject, S3Object, S3PutObject
 from .runroot import run_root
-from .uploads import build_put_op, check_value, put_item
+from .streaming import ObjectStream, default_window, key_feed, recursive_stream
+from .uploads import check_value, put_item, run_puts
 from .urls import key_of, make_root, resolve, split_url
 
 if TYPE_CHECKING:
@@ -143,18 +143,8 @@ class S3:
         return get_op(self._engine, self._url(key_of(item)), item, return_missing)
 
     def _get_result(self, op: GetOp, return_info: bool, prefix: str | None = None) -> S3Object:
-        if op.missing:
-            return S3Object(op.url, self._root, exists=False)
-        prefix = self._root if prefix is None else prefix
-        info = info_of(op.headers) if return_info else {}
-        if not return_info:
-            info["version_id"] = op.headers.get("x-amz-version-id")
-            info["etag"] = (op.headers.get("etag") or "").strip('"') or None
-        # Metaflow's contract: without info, range_info is None too (has_info is False)
-        rinfo = RangeInfo(op.total if op.total is not None else op.length, op.start_offset,
-                          op.length) if return_info else None
-        return S3Object(op.url, prefix, path=op.final, size=op.length, exists=True,
-                        range_info=rinfo, has_info=return_info, **info)
+        return result_of(op, self._root if prefix is None else prefix, self._root,
+                         return_info)
 
     # -- downloads ---------------------------------------------------------------------
     def get(self, key: KeyLike = None, return_missing: bool = False,
@@ -199,14 +189,60 @@ class S3:
 
         As in Metaflow, a result's ``prefix`` is the requested key's URL and its ``key`` is
         relative to it (the object named by the key itself: ``key`` is its URL, ``prefix``
-        ``None``); with ``return_info``, ``prefix`` is the root and ``key`` relative to it."""
-        found = [(listed, e.url) for listed, objs in self._expand(keys, True) for e in objs]
-        # Listed URLs are fetched as they are: re-resolving them as keys relative to the root
-        # would drop the leading "/" of a key such as "root//x" and fetch another object.
-        ops = [get_op(self._engine, u) for _, u in found]
-        self._engine.run(ops, "get")
-        return [self._get_result(op, return_info, None if return_info else listed)
-                for op, (listed, _) in zip(ops, found, strict=True)]
+        ``None``); with ``return_info``, ``prefix`` is the root and ``key`` relative to it.
+        GETs start while later listing pages are still on their way (``fasts3.streaming``);
+        the results keep the listing's order."""
+        window = default_window(self._config, recursive=True)
+        stream, result = self._recursive(keys, window, True, return_info, fail_fast=True)
+        with stream:
+            ops = list(stream)
+        raise_first(ops)
+        return [result(op) for op in ops]
+
+    def _dir_urls(self, keys: Iterable[KeyLike]) -> list[str]:
+        return [resolve(self._root, key_of(k), allow_bucket=True) for k in keys]
+
+    def _recursive(self, keys: Iterable[KeyLike], window: int, ordered: bool,
+                   return_info: bool, fail_fast: bool = False) -> tuple[Any, Any]:
+        return recursive_stream(self._engine, self._dir_urls(keys), self._root, window,
+                                ordered, return_info, fail_fast)
+
+    # -- streaming downloads -----------------------------------------------------------
+    def iter_get(self, keys: Iterable[KeyLike], ordered: bool = False,
+                 window: int | None = None, keep: bool = False,
+                 return_missing: bool = False, return_info: bool = True) -> ObjectStream:
+        """Download ``keys`` (or :class:`S3GetObject` ranges) and yield each
+        :class:`S3Object` as soon as it is on disk: in completion order, or in input order
+        with ``ordered`` (holding back only what ordering needs).
+
+        ``window`` (default: twice the requests in flight, at least 16) is the number of
+        objects downloaded ahead of the consumer. The file of the object a thread received
+        is deleted when that thread asks for the next one unless ``keep``. ``keys`` may be
+        any iterable (a generator is read lazily, ``window`` items ahead). A failed object
+        raises its typed error from ``next()`` at its position; the iterator stays usable.
+        ``break``/``close()`` cancels what is queued and leaves no partial file. See
+        ``fasts3.streaming``."""
+        def make(item: KeyLike) -> GetOp:
+            return get_op(self._engine, self._url(key_of(item)), item, return_missing)
+
+        stream = self._engine.stream(key_feed(keys, make), "get", ordered=ordered,
+                                     window=window or default_window(self._config),
+                                     on_unclaimed=GetOp.discard)
+        return ObjectStream(stream, lambda op: self._get_result(op, return_info), keep)
+
+    def iter_recursive(self, keys: Iterable[KeyLike] | None = None, ordered: bool = False,
+                       window: int | None = None, keep: bool = False,
+                       return_info: bool = False) -> ObjectStream:
+        """Like :meth:`iter_get` over every object under each key taken as a directory (as
+        :meth:`get_recursive`; the root without keys): GETs start while the listing is
+        still running, and memory stays bounded whatever the number of objects."""
+        if keys is None:
+            if self._root is None:
+                raise S3URLError("iter_recursive() without keys needs an S3 root")
+            keys = [None]
+        stream, result = self._recursive(keys, window or default_window(self._config), ordered,
+                                         return_info)
+        return ObjectStream(stream, result, keep)
 
     def get_all(self, return_info: bool = False) -> list[S3Object]:
         """Download everything under the root."""
@@ -294,24 +330,7 @@ class S3:
         return self._put_items(items, overwrite)
 
     def _put_items(self, items: list[Any], overwrite: bool) -> list[tuple[str, str]]:
-        ops: list[PutOp] = []
-        try:
-            for item in items:
-                ops.append(self._put_op(item, overwrite))
-            self._engine.run(ops, "put", total_bytes=sum(op.size for op in ops))
-        finally:
-            # Values staged in the temp root are only needed while they upload: without this
-            # every large put kept a full copy on disk until the context closed.
-            for item, op in zip(items, ops, strict=False):
-                if op.path is not None and getattr(item, "path", None) is None:
-                    try:
-                        os.unlink(op.path)
-                    except OSError:
-                        pass
-        return [(item.key, op.url) for item, op in zip(items, ops, strict=True) if op.uploaded]
-
-    def _put_op(self, item: Any, overwrite: bool) -> PutOp:
-        return build_put_op(self._engine, item, overwrite, self._url)
+        return run_puts(self._engine, items, overwrite, self._url)
 
     # -- more capabilities, each in its own module -------------------------------------
     def open(

@@ -169,3 +169,22 @@ def spill(path: str, url: str, size: int | None, write: Callable[[Any], object])
             raise S3Error("No space left in the temp root while staging this upload", url=url,
                           code="NoSpaceLeft") from None
         raise
+
+
+def run_puts(engine: Engine, items: list[Any], overwrite: bool,
+             url_of: Callable[[str], str]) -> list[tuple[str, str]]:
+    """Upload ``items`` (validated first, see :func:`build_put_op`) as one batch; return
+    ``[(key, url)]`` of what was uploaded, in input order. Values staged in the temp
+    directory are removed as soon as the batch ends (else every large ``put`` would keep a
+    full copy on disk until the context closed)."""
+    ops: list[PutOp] = []
+    try:
+        for item in items:
+            ops.append(build_put_op(engine, item, overwrite, url_of))
+        engine.run(ops, "put", total_bytes=sum(op.size for op in ops))
+    finally:
+        for item, op in zip(items, ops, strict=False):
+            if op.path is not None and getattr(item, "path", None) is None:
+                with contextlib.suppress(OSError):
+                    os.unlink(op.path)
+    return [(item.key, op.url) for item, op in zip(items, ops, strict=True) if op.uploaded]

@@ -22,7 +22,7 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from ..config import TransferConfig, attempts_now
@@ -33,6 +33,7 @@ from . import files
 from .pool import Pool
 from .ranged import RangeReader
 from .scheduler import Op
+from .stream import FeedItem, stream
 from .tasks import WorkerInit
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ class Engine:
         self._connection: Connection | None = None
         self._pool: Pool | None = None
         self._closed = False
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._serial = itertools.count()
         self._tmpdir: str | None = files.make_staging_dir(tmproot)
 
@@ -205,6 +206,26 @@ class Engine:
         if fail_fast:
             raise_first(ops)
 
+    def stream(self, feed: Iterable[FeedItem], desc: str, *, window: int,
+               ordered: bool = False, fail_fast: bool = False,
+               progress: ProgressSink | None = None,
+               on_unclaimed: Callable[[Any], None] | None = None) -> OpStream:
+        """Run the ops of ``feed`` as they come and hand each back once done (see
+        ``engine/stream.py``): at most ``window`` foreground ops are started and not yet
+        handed back. Failures stay on the ops (``fail_fast``: the first cancels the rest and
+        is raised). The returned iterator may be shared by threads; close it to stop early
+        (queued work is cancelled, nothing half done is left)."""
+        with self._lock:
+            pool = self._ready_pool()
+        own = progress is None
+        prog: ProgressSink = progress or self.new_progress(desc, 0)
+        active = prog.active
+        gen = stream(pool, feed, window, ordered=ordered, fail_fast=fail_fast,
+                     on_bytes=prog.advance if active else None,
+                     on_total=prog.add_total if active else None,
+                     on_done=prog.file_done if active else None, on_unclaimed=on_unclaimed)
+        return OpStream(gen, self._lock, prog if own else None)
+
     def range_reader(self, url: str, bucket: str, key: str,
                      version_id: str | None = None) -> RangeReader:
         """A reader of ranges of one object from the calling thread (``open()``)."""
@@ -230,6 +251,53 @@ class Engine:
             shutil.rmtree(tmpdir, ignore_errors=True)
 
     def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class OpStream:
+    """An iterator over the ops of :meth:`Engine.stream`, safe to share between threads:
+    each step runs under the engine's lock, so other calls on the same engine (from the
+    consumer's own loop, or other threads) interleave with it between items."""
+
+    def __init__(self, gen: Generator[Op, None, None], lock: Any,
+                 progress: Any = None) -> None:
+        self._gen = gen
+        self._lock = lock
+        self._progress = progress
+        self._closed = False
+
+    def __iter__(self) -> OpStream:
+        return self
+
+    def __next__(self) -> Op:
+        with self._lock:
+            if self._closed:
+                raise StopIteration
+            try:
+                return next(self._gen)
+            except BaseException:
+                self._finish()
+                raise
+
+    def close(self) -> None:
+        """Stop early: queued work is cancelled, work in flight finishes (idempotent)."""
+        with self._lock:
+            if not self._closed:
+                try:
+                    self._gen.close()
+                finally:
+                    self._finish()
+
+    def _finish(self) -> None:
+        self._closed = True
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
+
+    def __enter__(self) -> OpStream:
         return self
 
     def __exit__(self, *exc: object) -> None:

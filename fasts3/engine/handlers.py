@@ -130,7 +130,7 @@ def get(tr: Transport, task: Task, progress: Progress) -> dict:
         files.commit(a.path, a.final)
     out: dict[str, Any] = {"start": start, "length": keep, "total": total, "base": base, "end": end,
            "complete": complete}
-    if first:
+    if first or start == 0:
         out["headers"] = info_headers(h)
     return out
 

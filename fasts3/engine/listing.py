@@ -67,7 +67,7 @@ def run_listings(engine: Engine, requests: Sequence[ListRequest]) -> None:
     for req in requests:
         bucket, key = split_url(req.url)
         lop = ListOp(req.url, bucket, req.prefix, req.delimiter)
-        hop = _Probe(req.url, bucket, key, return_missing=True) if req.probe else None
+        hop = ProbeOp(req.url, bucket, key, return_missing=True) if req.probe else None
         ops.extend(op for op in (lop, hop) if op is not None)
         pairs.append((req, bucket, lop, hop))
     engine.run(ops, "list")
@@ -86,7 +86,7 @@ def run_listings(engine: Engine, requests: Sequence[ListRequest]) -> None:
         req.prefixes = [Listed(base + p, p) for p in lop.prefixes]
 
 
-class _Probe(HeadOp):
+class ProbeOp(HeadOp):
     """The HEAD that tells whether a key listed recursively is itself an object. Its failure
     never cancels the batch: it is kept in ``probe_error`` and raised only if the listings
     succeeded, so a listing's error is the one reported, whichever request failed first."""

@@ -14,7 +14,9 @@ Ops never raise: a failure is stored in ``op.error`` (an :class:`~fasts3.errors.
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 from typing import Any
 
 from ..errors import S3Error, S3NotFound
@@ -103,12 +105,15 @@ class GetOp(_Op):
     """Download (a range of) one object into ``final`` via the temp file ``temp``.
 
     ``rng`` is ``None`` (whole object) or ``(offset, length)`` with ``length`` ``None`` (to
-    the end) or negative (suffix). After success: ``headers`` (of the first response),
+    the end) or negative (suffix). ``size`` and ``etag``, when a listing gave them, let a
+    whole object larger than ``part_size`` be fetched as ranged parts at once (pinned to that
+    ETag) instead of a first plain GET. After success: ``headers`` (of the first response),
     ``total`` (object size), ``start`` and ``length`` (bytes held).
     """
 
     def __init__(self, url, bucket, key, final, temp, part_size, rng=None,
-                 return_missing=False, version_id=None) -> None:
+                 return_missing=False, version_id=None, size: int | None = None,
+                 etag: str | None = None) -> None:
         super().__init__(url, bucket, key)
         self.final = final
         self.temp = temp
@@ -122,9 +127,14 @@ class GetOp(_Op):
         self.start_offset = 0
         self.length = 0
         self._parts_left = 0
+        self._listed = (size, etag)
+        self._planned = False  # all parts planned from the listed size
 
     def start(self) -> list[TaskSpec]:
         p = self.part_size
+        size, etag = self._listed
+        if self.rng is None and size is not None and size > p:
+            return self._plan_parts(size, etag)
         first = GetArgs(self.temp, first=True, final=self.final, version_id=self.version_id)
         if self.rng is None:
             # A plain GET: a small object arrives whole, with its checksum (servers send none
@@ -150,7 +160,9 @@ class GetOp(_Op):
         first = isinstance(task.args, GetArgs) and task.args.first
         if error is not None:
             err = make_error(error, self.url)
-            if first and isinstance(err, S3NotFound) and self.return_missing:
+            if (first or self._planned) and isinstance(err, S3NotFound) and \
+                    self.return_missing:
+                self.discard()
                 self.missing = True
                 self.done = True
             else:
@@ -178,6 +190,8 @@ class GetOp(_Op):
                 pos += n
             self._parts_left = len(specs)
             return specs
+        if "headers" in value:  # the part at offset 0 of a planned download
+            self.headers = value["headers"]
         self._parts_left -= 1
         if self._parts_left == 0:
             try:
@@ -189,6 +203,26 @@ class GetOp(_Op):
                 return []
             self.done = True
         return []
+
+    def _plan_parts(self, size: int, etag: str | None) -> list[TaskSpec]:
+        """Create the temp file and ask for every part of a listed object at once."""
+        try:
+            os.close(files.create(self.temp, size))
+        except OSError as e:
+            code = "NoSpaceLeft" if e.errno == errno.ENOSPC else "LocalIOError"
+            self.fail(S3Error(f"Cannot create the download: {e.strerror or e}", self.url,
+                              code))
+            return []
+        self._planned = True
+        self.total, self.start_offset, self.length = size, 0, size
+        self.learned_bytes = size
+        part = _rest_part_size(self.part_size, size)
+        specs = [self.spec(GetArgs(self.temp, range=f"bytes={pos}-{min(pos + part, size) - 1}",
+                                   if_match=etag, expect=(pos, min(part, size - pos)),
+                                   version_id=self.version_id))
+                 for pos in range(0, size, part)]
+        self._parts_left = len(specs)
+        return specs
 
     def cancel(self) -> list[TaskSpec]:
         super().cancel()
@@ -223,20 +257,26 @@ def _rest_part_size(part_size: int, remaining: int) -> int:
 
 
 class ListOp(_Op):
-    """List ``prefix`` (one level with ``delimiter="/"``, else recursively), all pages.
+    """List ``prefix`` (one level with ``delimiter="/"``, else recursively): all pages, or
+    with ``one_page`` only the page at ``token`` (``next_token`` then names the next one, or
+    is ``None`` after the last page; streaming listings chain such ops).
 
     ``objects`` collects ``(key, size, last_modified, etag)``; ``prefixes`` the common
     prefixes. A missing bucket fails with S3NotFound.
     """
 
-    def __init__(self, url, bucket, prefix, delimiter=None) -> None:
+    def __init__(self, url, bucket, prefix, delimiter=None, token: str | None = None,
+                 one_page: bool = False) -> None:
         super().__init__(url, bucket, prefix)
         self.delimiter = delimiter
+        self.token = token
+        self.one_page = one_page
+        self.next_token: str | None = None
         self.objects: list[tuple[str, int, int | None, str]] = []
         self.prefixes: list[str] = []
 
     def start(self) -> list[TaskSpec]:
-        return [self.spec(ListArgs(self.key, self.delimiter))]
+        return [self.spec(ListArgs(self.key, self.delimiter, self.token))]
 
     def on_result(self, task: Task, value: Any, error: tuple | None) -> list[TaskSpec]:
         self.received()
@@ -247,7 +287,9 @@ class ListOp(_Op):
             return []
         self.objects.extend(value["objects"])
         self.prefixes.extend(value["prefixes"])
-        if value["next"]:
+        if self.one_page:
+            self.next_token = value["next"]
+        elif value["next"]:
             return [self.spec(ListArgs(self.key, self.delimiter, value["next"]))]
         self.done = True
         return []

@@ -71,6 +71,8 @@ class Pool:
         self._gen = itertools.count(1)
         self._respawns = 0
         self._closed = False
+        #: the batch of every task not yet reported (see ``scheduler.py``)
+        self.batch_of: dict[int, Batch] = {}
         #: called (in the parent) for current credentials when a worker is replaced and
         #: periodically during long batches; ``None`` keeps the last ones sent.
         self.credentials_source = credentials_source
@@ -144,13 +146,19 @@ class Pool:
             return False  # the reader thread reports the death
 
     def kill(self) -> None:
-        """Kill every worker now (used on interrupt); :meth:`start` makes new ones."""
+        """Kill every worker now (used on interrupt); :meth:`start` makes new ones. Tasks they
+        held go back to the queue of their batch (a batch that abandons its ops drops them)."""
         for w in self._workers:
             w.alive = False
             if w.proc.poll() is None:
                 w.proc.kill()
         for w in self._workers:
             _reap(w.proc)
+            for t in w.inflight.values():
+                owner = self.batch_of.get(t.id)
+                if owner is not None:
+                    owner.pending.appendleft(t._replace(rerun=t.rerun + 1))
+            w.inflight.clear()
         self._workers = []
         self._inbox = queue.SimpleQueue()
 
@@ -193,15 +201,21 @@ class Pool:
             batch.begin()
             batch.loop()
         except BaseException:
-            try:
-                self.kill()  # first: no worker may touch files or uploads any more
-                cleanup = batch.abandon_all()
-                if cleanup:
-                    self._run_cleanup(cleanup)
-            except BaseException as e:  # noqa: BLE001 - e.g. a second Ctrl-C
-                log.warning("cleanup after an interrupted batch stopped early: %r", e)
-                self.kill()
+            self.interrupted(batch)
             raise
+
+    def interrupted(self, batch: Batch) -> None:
+        """An exception (Ctrl-C, SIGTERM, a bug) stopped ``batch``: kill the workers at once
+        (none may touch files or uploads any more), abandon its ops and run their cleanup
+        tasks (aborts) on fresh workers, bounded in time."""
+        try:
+            self.kill()
+            cleanup = batch.abandon_all()
+            if cleanup:
+                self._run_cleanup(cleanup)
+        except BaseException as e:  # noqa: BLE001 - e.g. a second Ctrl-C
+            log.warning("cleanup after an interrupted batch stopped early: %r", e)
+            self.kill()
 
     def _run_cleanup(self, specs: list[tuple[Op, TaskSpec]]) -> None:
         """Best effort: run cleanup tasks (aborts) on fresh workers, bounded in time."""

@@ -1,9 +1,14 @@
-"""The bookkeeping of one :meth:`~fasts3.engine.pool.Pool.run`: task ids, per-worker queues,
-results routed back to their ops, fail-fast cancellation, abandoning on interrupt, and re-runs
-of a dead worker's tasks (each at most ``MAX_RERUNS`` times, then ``WorkerCrashed``).
+"""The bookkeeping of one batch on the pool (:meth:`~fasts3.engine.pool.Pool.run`, or a
+stream, ``stream.py``): task ids, per-worker queues, results routed back to their ops, fail-fast
+cancellation, abandoning on interrupt, and re-runs of a dead worker's tasks (each at most
+``MAX_RERUNS`` times, then ``WorkerCrashed``).
 
-It talks to the pool only through ``new_id``, ``workers``, ``capacity``, ``_send``,
-``receive`` and ``replace``.
+Several batches may share the pool at once in one thread (a stream is open while its consumer
+runs another call): ``pool.batch_of`` names the batch of every task in flight, and whichever
+batch reads a result hands it to its owner (``deferred``), which handles it on its next step.
+
+It talks to the pool only through ``new_id``, ``workers``, ``capacity``, ``batch_of``,
+``_send``, ``receive`` and ``replace``.
 """
 
 from __future__ import annotations
@@ -53,50 +58,76 @@ class Batch:
                  on_total=None) -> None:
         self.on_total = on_total
         self.pool = pool
-        self.ops = ops
+        self.ops: dict[int, Op] = {id(op): op for op in ops}  # cancelled/abandoned together
         self.on_bytes = on_bytes
         self.on_done = on_done
         self.fail_fast = fail_fast
         self.pending: deque[Task] = deque()
         self.owner: dict[int, Op] = {}
-        self.reruns: dict[int, int] = {}
+        self.deferred: deque[tuple[Task, Any, Any]] = deque()  # ours, read by another batch
         self.failed = False
         self._next_refresh = time.monotonic() + CREDENTIAL_REFRESH_SECONDS
 
     def begin(self) -> None:
-        for op in self.ops:
-            self.submit(op, op.start())
-            if op.done and self.on_done is not None:
-                self.on_done(op)
+        for op in list(self.ops.values()):
+            self.start(op)
+
+    def start(self, op: Op) -> None:
+        """Add ``op`` to the batch and submit its first tasks (an op may be done at once)."""
+        self.ops[id(op)] = op
+        self.submit(op, op.start())
+        if op.done and self.on_done is not None:
+            self.on_done(op)
 
     def submit(self, op: Op, specs: list[TaskSpec]) -> None:
         for spec in specs:
             task = Task(self.pool.new_id(), spec.bucket, spec.key, spec.args)
             self.pending.append(task)
             self.owner[task.id] = op
+            self.pool.batch_of[task.id] = self
 
     def loop(self, deadline: float | None = None) -> None:
+        """Step until every task of the batch has reported."""
         while self.owner:
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError("cleanup deadline passed")
-            if time.monotonic() > self._next_refresh:
-                self._next_refresh = time.monotonic() + CREDENTIAL_REFRESH_SECONDS
-                self.pool.refresh_credentials()
-            self.dispatch()
-            for slot, gen, msgs in self.pool.receive(timeout=1.0):
-                workers = self.pool.workers()
-                if slot >= len(workers) or workers[slot].gen != gen:
-                    continue
-                w = workers[slot]
-                if msgs is None:
-                    self.worker_died(w)
-                    continue
-                for m in msgs:
-                    if m[0] == "p":
-                        if self.on_bytes is not None:
-                            self.on_bytes(m[1])
-                    else:
-                        self.finish(w.inflight.pop(m[1], None), m[2], m[3])
+            self.step(1.0)
+
+    def step(self, timeout: float) -> None:
+        """One round: send queued tasks, handle results (waiting up to ``timeout`` seconds
+        for some when none were handed over by another batch)."""
+        if time.monotonic() > self._next_refresh:
+            self._next_refresh = time.monotonic() + CREDENTIAL_REFRESH_SECONDS
+            self.pool.refresh_credentials()
+        self.dispatch()
+        if self.deferred:
+            while self.deferred:
+                self.finish(*self.deferred.popleft())
+            timeout = 0.0
+        for slot, gen, msgs in self.pool.receive(timeout=timeout):
+            workers = self.pool.workers()
+            if slot >= len(workers) or workers[slot].gen != gen:
+                continue
+            w = workers[slot]
+            if msgs is None:
+                self.worker_died(w)
+                continue
+            for m in msgs:
+                if m[0] == "p":
+                    if self.on_bytes is not None:
+                        self.on_bytes(m[1])
+                else:
+                    task = w.inflight.pop(m[1], None)
+                    if task is not None:
+                        self.route(task, m[2], m[3])
+
+    def route(self, task: Task, value: Any, error: tuple | None) -> None:
+        """Hand a result to the batch that owns its task."""
+        owner = self.pool.batch_of.pop(task.id, None)
+        if owner is None or owner is self:
+            self.finish(task, value, error)
+        else:
+            owner.deferred.append((task, value, error))
 
     def dispatch(self) -> None:
         if not self.pending:
@@ -151,11 +182,12 @@ class Batch:
         dropped = [t for t in self.pending if t.kind not in CLEANUP_KINDS]
         self.pending = deque(t for t in self.pending if t.kind in CLEANUP_KINDS)
         for t in dropped:
+            self.pool.batch_of.pop(t.id, None)
             op = self.owner.pop(t.id, None)
             if op is not None:
                 _forget(op, t)
         cleanup: list[tuple[Op, TaskSpec]] = []
-        for op in self.ops:
+        for op in self.ops.values():
             if not op.done:
                 cleanup.extend((op, s) for s in op.cancel())
         return cleanup
@@ -165,14 +197,17 @@ class Batch:
         every op owning a queued or lost task, e.g. of a cleanup batch) is abandoned;
         return the cleanup tasks they ask for."""
         self.failed = True
-        ops = list(self.ops)
+        ops = list(self.ops.values())
         seen = {id(op) for op in ops}
         for op in self.owner.values():
             if id(op) not in seen:
                 seen.add(id(op))
                 ops.append(op)
+        for task_id in self.owner:
+            self.pool.batch_of.pop(task_id, None)
         self.owner.clear()
         self.pending.clear()
+        self.deferred.clear()
         cleanup: list[tuple[Op, TaskSpec]] = []
         for op in ops:
             cleanup.extend((op, s) for s in _abandon(op))
@@ -184,9 +219,13 @@ class Batch:
         w.inflight.clear()
         self.pool.replace(w)
         for t in reversed(orphans):
-            n = self.reruns[t.id] = self.reruns.get(t.id, 0) + 1
+            owner = self.pool.batch_of.get(t.id)
+            if owner is None:
+                continue  # its batch is gone (abandoned): nobody waits for it
+            n = t.rerun + 1
             if n > MAX_RERUNS:
-                self.finish(t, None, (0, "WorkerCrashed", "a worker died running this task "
-                                      f"{n} times", False, n))
+                self.pool.batch_of.pop(t.id, None)
+                owner.deferred.append((t, None, (0, "WorkerCrashed", "a worker died running "
+                                                 f"this task {n} times", False, n)))
             else:
-                self.pending.appendleft(t._replace(rerun=n))
+                owner.pending.appendleft(t._replace(rerun=n))
