@@ -242,6 +242,8 @@ class Transport:
         :class:`LocalFileError`, socket problems ``OSError``."""
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise LocalFileError(errno.EISDIR, "not a regular file")
+        if length == 0:
+            return  # an empty file: socket.sendfile refuses a count of 0
         sock = conn.sock
         if isinstance(sock, ssl.SSLSocket):
             buf = bytearray(min(length, BUFFER_SIZE))
