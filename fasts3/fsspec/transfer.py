@@ -26,7 +26,7 @@ from typing import Any
 from fsspec.callbacks import DEFAULT_CALLBACK
 from fsspec.utils import isfilelike
 
-from ..errors import S3InvalidRange, S3NotFound
+from ..errors import S3InvalidRange, S3NotFound, S3URLError
 from ..objects import S3GetObject
 
 
@@ -183,6 +183,8 @@ class BatchMixin:
         """fsspec's ``get`` (same destination rules), downloaded in one parallel batch."""
         with self._scope() as types, self._recording() as pairs:
             super().get(rpath, lpath, recursive=recursive, maxdepth=maxdepth, **kwargs)
+        if isinstance(lpath, (str, os.PathLike)):
+            _check_inside(os.fspath(lpath), [lp for _, lp in pairs])
         callback.set_size(len(pairs))
         self._download(pairs, types)
         callback.relative_update(len(pairs))
@@ -308,6 +310,16 @@ class BatchMixin:
                    if c["Key"].endswith("/")]
         if markers:
             self.s3.delete_many(markers)
+
+
+def _check_inside(root: str, paths: list[str]) -> None:
+    """Raise :class:`S3URLError` if a destination built from listed keys (``..`` in a key)
+    would land outside ``root``, before anything is downloaded."""
+    base = os.path.abspath(root)
+    for path in paths:
+        full = os.path.abspath(path)
+        if full != base and os.path.commonpath([base, full]) != base:
+            raise S3URLError("Key would escape the destination directory", url=path)
 
 
 def _place(src: str, dst: str) -> None:
