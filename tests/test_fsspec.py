@@ -230,9 +230,22 @@ def test_open_write_appears_on_close_only(fs, bucket):
 
 
 @pytest.mark.parametrize("mode", ["wb", "w"])
-def test_open_write_aborted_by_exception_uploads_nothing(fs, bucket, mode):
+def test_open_write_compressed(fs, bucket, mode):
+    import gzip
+
+    path = f"{bucket}/c.txt.gz"
+    with fs.open(path, mode, compression="infer") as f:
+        f.write(b"x" * 1000 if "b" in mode else "x" * 1000)
+    assert gzip.decompress(fs.cat_file(path)) == b"x" * 1000
+    with fs.open(path, "rt", compression="gzip") as f:
+        assert f.read() == "x" * 1000
+
+
+@pytest.mark.parametrize("mode, compression", [("wb", None), ("w", None), ("wb", "gzip"),
+                                               ("w", "gzip")])
+def test_open_write_aborted_by_exception_uploads_nothing(fs, bucket, mode, compression):
     path = f"{bucket}/aborted"
-    with pytest.raises(RuntimeError), fs.open(path, mode) as f:
+    with pytest.raises(RuntimeError), fs.open(path, mode, compression=compression) as f:
         f.write(b"partial" if "b" in mode else "partial")
         raise RuntimeError("boom")
     assert not fs.exists(path)

@@ -25,6 +25,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from fsspec import AbstractFileSystem
+from fsspec.compression import compr
+from fsspec.core import get_compression
 from fsspec.utils import stringify_path, tokenize
 
 from ..errors import S3NotFound, error_from_response
@@ -342,14 +344,17 @@ class FastS3FileSystem(BatchMixin, AbstractFileSystem):
     def open(self, path: str, mode: str = "rb", block_size: int | None = None,
              cache_options: dict | None = None, compression: str | None = None,
              **kwargs: Any) -> Any:
-        """fsspec's ``open``; a text file opened for writing also uploads nothing when its
-        ``with`` block exits by an exception."""
-        if "b" in mode or mode.lstrip("t")[:1] not in ("w", "x") or compression:
+        """fsspec's ``open``. A file opened for writing (binary, text, compressed) uploads
+        nothing when its ``with`` block exits by an exception."""
+        if mode.lstrip("t")[:1] not in ("w", "x"):
             return super().open(path, mode, block_size, cache_options, compression, **kwargs)
         text = {k: kwargs.pop(k) for k in ("encoding", "errors", "newline") if k in kwargs}
-        raw = super().open(path, mode.replace("t", "") + "b", block_size, cache_options,
-                           **kwargs)
-        return _TextWriter(raw, **text)
+        f = super().open(path, mode.replace("t", "").replace("b", "") + "b", block_size,
+                         cache_options, **kwargs)
+        codec = get_compression(self._strip_protocol(path), compression)
+        if codec is not None:
+            f = files.CompressedWriter(compr[codec](f, mode=mode[0]), f)
+        return f if "b" in mode else _TextWriter(f, **text)
 
 
 class _TextWriter(io.TextIOWrapper):

@@ -167,3 +167,53 @@ class TempFileWriter(io.BufferedIOBase):
             os.unlink(self._tmp)
         except OSError:
             pass
+
+
+class CompressedWriter(io.BufferedIOBase):
+    """A compressing stream over a :class:`TempFileWriter`: closing it finishes the
+    compressed stream, then the writer (which uploads); leaving a ``with`` block by an
+    exception, or :meth:`discard`, uploads nothing. (fsspec's own compression wrappers do
+    not close the file they wrap, so the upload would never happen.)"""
+
+    def __init__(self, inner: Any, raw: TempFileWriter) -> None:
+        super().__init__()
+        self._inner = inner
+        self._raw = raw
+        self.path = raw.path
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        return self._inner.write(data)
+
+    def flush(self) -> None:
+        if not self._inner.closed:
+            self._inner.flush()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            self._inner.close()
+            self._raw.close()
+        except BaseException:
+            self._raw.discard()
+            raise
+        finally:
+            super().close()
+
+    def discard(self) -> None:
+        self._raw.discard()
+        try:
+            self._inner.close()  # its last bytes go nowhere: the writer is discarded
+        except (OSError, ValueError):
+            pass
+        if not self.closed:
+            super().close()
+
+    def __exit__(self, exc_type: Any, *rest: Any) -> None:
+        if exc_type is not None:
+            self.discard()
+        else:
+            self.close()
