@@ -100,6 +100,18 @@ def test_client_kwargs_endpoint_and_typed_errors(seaweed, bucket):
         wrong.ls(bucket)
 
 
+def test_requester_pays_is_sent_on_data_and_listing_requests(seaweed, proxy, bucket):
+    fs = FastS3FileSystem(**dict(storage_options(seaweed), endpoint_url=proxy.endpoint_url),
+                          requester_pays=True, skip_instance_cache=True)
+    fs.pipe_file(f"{bucket}/d/k", b"v")
+    assert fs.info(bucket)["type"] == "directory" and fs.isdir(f"{bucket}/d")
+    assert fs.cat_file(f"{bucket}/d/k") == b"v" and fs.ls(f"{bucket}/d", detail=False)
+    sent = {(r.method, "list-type" in r.query): r.headers.get("x-amz-request-payer")
+            for r in proxy.records}
+    assert sent[("GET", False)] == sent[("GET", True)] == sent[("PUT", False)] == "requester"
+    fs.close()
+
+
 # -- listings and directory semantics ------------------------------------------------------
 def test_listing_info_and_directory_semantics(fs, bucket):
     fs.pipe({f"{bucket}/log/a": b"1", f"{bucket}/log/sub/b": b"22",

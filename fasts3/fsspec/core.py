@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import os
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -29,7 +30,7 @@ from fsspec.compression import compr
 from fsspec.core import get_compression
 from fsspec.utils import stringify_path, tokenize
 
-from ..errors import S3NotFound, error_from_response
+from ..errors import S3Error, S3NotFound, error_from_response
 from . import files
 from .options import FSSPEC_OPTIONS, close_context, context, s3_kwargs
 from .transfer import BatchMixin
@@ -82,25 +83,21 @@ class FastS3FileSystem(BatchMixin, AbstractFileSystem):
     def s3(self) -> Any:
         """The long-lived :class:`fasts3.S3` context (shared by this process's instances with
         the same options; created on first use)."""
-        import os
-
         return context(f"{os.getpid()}-{self._token}", self._s3_kwargs)
 
     def close(self) -> None:
         """Stop the workers and remove the temp dir now (a later call starts new ones)."""
-        import os
-
         close_context(f"{os.getpid()}-{self._token}")
 
     def _control(self, method: str, url: str, **params: Any) -> Any:
         """One boto3 control-plane call (bucket checks, one-key listings); a failure becomes
         fasts3's typed error naming ``url``."""
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
         s3 = self.s3
         # The boto3 client of the context's connection (one credential chain for all).
         client = s3._batches.connection.client
-        if self._s3_kwargs.get("requester_pays") and method != "list_buckets":
+        if self._s3_kwargs.get("requester_pays") and method == "list_objects_v2":
             params["RequestPayer"] = "requester"
         try:
             return getattr(client, method)(**params)
@@ -109,7 +106,9 @@ class FastS3FileSystem(BatchMixin, AbstractFileSystem):
             status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
             raise error_from_response(status, err.get("Code"), err.get("Message", ""),
                                       url) from None
-        except BotoCoreError as e:
+        except ParamValidationError as e:
+            raise S3Error(str(e), url, code="InvalidParameter") from None
+        except BotoCoreError as e:  # no answer: connection, DNS, timeout (transient)
             raise error_from_response(0, type(e).__name__, str(e), url) from None
 
     # -- paths ---------------------------------------------------------------------------
@@ -205,9 +204,8 @@ class FastS3FileSystem(BatchMixin, AbstractFileSystem):
         return self._saw(out)
 
     def _has_children(self, path: str) -> bool:
+        """True if any key starts with ``path/`` (a one-key listing); ``path`` has a key."""
         bucket, key = _split(path)
-        if not key:
-            return self.exists(bucket)
         resp = self._control("list_objects_v2", self._url(path), Bucket=bucket,
                              Prefix=key + "/", MaxKeys=1)
         return bool(resp.get("KeyCount") or resp.get("Contents") or resp.get("CommonPrefixes"))
