@@ -342,6 +342,19 @@ def test_get_put_copy_rm_are_one_engine_call_each(fs, bucket, tmp_path, monkeypa
     assert buf.getvalue() == b"xxx"
 
 
+def test_glob_get_and_copy_ask_no_request_per_path(fs, bucket, tmp_path, monkeypatch):
+    fs.pipe({f"{bucket}/g/{i:02d}.bin": b"%d" % i for i in range(10)})
+    fs.pipe_file(f"{bucket}/g/sub/x", b"not matched without recursive")
+    control = _count(monkeypatch, fs, "_control")
+    heads = _count(monkeypatch, fs.s3, "info_many")
+    fs.get(f"{bucket}/g/*", str(tmp_path) + "/")
+    fs.copy(f"{bucket}/g/*.bin", f"{bucket}/copied/")
+    assert sorted(os.listdir(tmp_path)) == [f"{i:02d}.bin" for i in range(10)]
+    assert len(fs.find(f"{bucket}/copied")) == 10
+    # the glob's listing typed every path: no listing or HEAD per path to tell dirs apart
+    assert len(control) <= 2 and len(heads) <= 2, (control, heads)
+
+
 def test_batched_requests_run_in_parallel(seaweed, proxy, bucket, tmp_path):
     proxy.latency = 0.3
     fs = FastS3FileSystem(**dict(storage_options(seaweed), endpoint_url=proxy.endpoint_url),

@@ -220,8 +220,12 @@ class FastS3FileSystem(BatchMixin, AbstractFileSystem):
             return False
 
     def isdir(self, path: str) -> bool:
-        """True for a bucket or a prefix with something under it (one listing request)."""
+        """True for a bucket or a prefix with something under it (one listing request; none
+        inside a batched call whose listing already saw ``path``)."""
         path = self._strip_protocol(path)
+        known = (getattr(self._local, "types", None) or {}).get(path)
+        if known is not None:
+            return known == "directory"
         if not _split(path)[1]:
             return self.exists(path)
         return self._has_children(path)
