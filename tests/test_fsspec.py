@@ -439,6 +439,23 @@ def test_threads_share_one_context_and_close_ends_it(opts, bucket):
     assert fs.cat_file(f"{bucket}/k") == b"v" and fs.s3 is not s3  # a new one on demand
 
 
+def test_interpreter_exit_closes_the_context(opts, bucket):
+    code = textwrap.dedent(f"""
+        import sys
+        from fasts3.fsspec import FastS3FileSystem
+        fs = FastS3FileSystem(**{opts!r})
+        fs.pipe_file("{bucket}/k", b"v")
+        assert fs.cat_file("{bucket}/k") == b"v"
+        print(fs.s3.tmpdir, flush=True)
+    """)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    tmpdir = out.stdout.strip()
+    assert tmpdir and not os.path.exists(tmpdir)  # removed by the atexit close
+
+
 def test_pickled_filesystem_works(fs, bucket):
     fs.pipe_file(f"{bucket}/k", b"v")
     clone = pickle.loads(pickle.dumps(fs))
