@@ -86,6 +86,14 @@ def test_put_binary_file_objects(s3, client, bucket, prefix, tmp_path):
     assert read(client, bucket, prefix + "/raw") == b"from a file" * 1000
 
 
+def test_put_files_empty_file(s3, client, bucket, prefix, tmp_path):
+    # an empty local file is sent from its path like any other (sendfile refuses count 0)
+    (tmp_path / "empty").write_bytes(b"")
+    s3.put_files([(prefix + "/empty", str(tmp_path / "empty"))])
+    assert read(client, bucket, prefix + "/empty") == b""
+    assert s3.info(prefix + "/empty").size == 0
+
+
 def test_put_value_larger_than_inline_limit(s3, client, bucket, prefix):
     data = bytes(range(256)) * (s3._config.inline_put_limit // 256 + 7)
     s3.put(prefix + "/big", data)
