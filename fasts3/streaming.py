@@ -30,8 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 from .config import TransferConfig
 from .downloads import get_op, result_of
-from .engine.listing import ProbeOp, directory_request
+from .engine.listing import ListRequest, ProbeOp, directory_request
 from .engine.plan import GetOp, ListOp
+from .engine.s3xml import parse_http_date
 from .engine.stream import Background, Fail, FeedItem
 from .errors import S3Error
 from .objects import S3Object
@@ -40,9 +41,9 @@ from .urls import split_url
 if TYPE_CHECKING:
     from .engine.engine import Engine, OpStream
 
-ListedMaker = Callable[[str, str, "int | None", "str | None"], Any]
-"""``make(listed_url, url, size, etag)`` -> the op downloading one object found by listing
-``listed_url``."""
+ListedMaker = Callable[[str, str, "int | None", "str | None", "float | None"], Any]
+"""``make(listed_url, url, size, etag, mtime)`` -> the op downloading one object found by
+listing ``listed_url`` (``mtime`` in epoch seconds), or ``None`` to skip it."""
 
 
 class FailedOp:
@@ -75,17 +76,20 @@ def key_feed(items: Iterable[Any], make: Callable[[Any], Any]) -> Iterator[FeedI
             yield FailedOp(str(getattr(item, "key", item)), e)
 
 
-def listing_feed(urls: Iterable[str], make: ListedMaker) -> Iterator[FeedItem]:
-    """Every object under each URL taken as a directory (``log`` covers ``log/x``, never
-    ``log_other/x``), and the object at the URL itself if there is one (it comes first),
-    in listing order, as download ops made by ``make(listed_url, url, size, etag)``."""
-    for url in urls:
+def listing_feed(requests: Iterable[ListRequest], make: ListedMaker) -> Iterator[FeedItem]:
+    """The objects each listing request finds (``engine.listing``: a prefix, one level with
+    a delimiter; with ``probe`` the object at the request's URL itself, which comes first),
+    in listing order, as the ops ``make(listed_url, url, size, etag, mtime)`` returns
+    (``None``: skip that object). Directory markers are skipped. Use
+    ``engine.listing.directory_request(url, recursive=True)`` for directory semantics
+    (``log`` covers ``log/x``, never ``log_other/x``)."""
+    for req in requests:
+        url = req.url
         bucket, key = split_url(url)
-        req = directory_request(url, recursive=True)
         probe = ProbeOp(url, bucket, key, return_missing=True) if req.probe else None
         if probe is not None:
             yield Background(probe)
-        page = ListOp(url, bucket, req.prefix, None, one_page=True)
+        page = ListOp(url, bucket, req.prefix, req.delimiter, one_page=True)
         yield Background(page)
         while True:
             while not page.done:
@@ -94,7 +98,8 @@ def listing_feed(urls: Iterable[str], make: ListedMaker) -> Iterator[FeedItem]:
                 return  # the stream raises the failed page's error
             nxt = None
             if page.next_token:
-                nxt = ListOp(url, bucket, req.prefix, None, page.next_token, one_page=True)
+                nxt = ListOp(url, bucket, req.prefix, req.delimiter, page.next_token,
+                             one_page=True)
                 yield Background(nxt)  # the next page is fetched while this one is handed out
             if probe is not None:
                 while not probe.done:
@@ -104,13 +109,19 @@ def listing_feed(urls: Iterable[str], make: ListedMaker) -> Iterator[FeedItem]:
                     return
                 if probe.result is not None:
                     h = probe.result
-                    yield make(url, url, int(h.get("content-length", 0)),
-                               (h.get("etag") or "").strip('"') or None)
+                    op = make(url, url, int(h.get("content-length", 0)),
+                              (h.get("etag") or "").strip('"') or None,
+                              parse_http_date(h.get("last-modified")))
+                    if op is not None:
+                        yield op
                 probe = None
             objects, page.objects = page.objects, []
-            for k, size, _mtime, etag in objects:
-                if not k.endswith("/"):  # directory markers are not objects
-                    yield make(url, f"s3://{bucket}/{k}", size, etag or None)
+            for k, size, mtime, etag in objects:
+                if k.endswith("/"):  # directory markers are not objects
+                    continue
+                op = make(url, f"s3://{bucket}/{k}", size, etag or None, mtime)
+                if op is not None:
+                    yield op
             if nxt is None:
                 break
             page = nxt
@@ -135,7 +146,8 @@ def recursive_stream(engine: Engine, urls: list[str], root: str | None, window: 
     as "root//x" and fetch another object."""
     listed_of: dict[int, str] = {}
 
-    def make(listed: str, url: str, size: int | None, etag: str | None) -> GetOp:
+    def make(listed: str, url: str, size: int | None, etag: str | None,
+             mtime: float | None) -> GetOp:
         op = get_op(engine, url, size=size, etag=etag)
         listed_of[id(op)] = listed
         return op
@@ -145,7 +157,8 @@ def recursive_stream(engine: Engine, urls: list[str], root: str | None, window: 
         return result_of(op, root if return_info or listed is None else listed, root,
                          return_info)
 
-    stream = engine.stream(listing_feed(urls, make), "get", window=window, ordered=ordered,
+    requests = [directory_request(url, recursive=True) for url in urls]
+    stream = engine.stream(listing_feed(requests, make), "get", window=window, ordered=ordered,
                            fail_fast=fail_fast, on_unclaimed=GetOp.discard)
     return stream, result
 

@@ -69,21 +69,28 @@ def plan_sync(
     """
     if compare not in COMPARE_MODES:
         raise ValueError(f"compare must be one of {COMPARE_MODES}")
-    check = same_content or same_content_default
     plan = SyncPlan()
     for rel in sorted(src):
-        s, d = src[rel], dst.get(rel)
-        if d is None or s.size != d.size:
-            plan.transfer.append(rel)
-        elif compare == "mtime" and _newer(s.mtime, d.mtime):
-            plan.transfer.append(rel)
-        elif compare == "checksum" and not check(s, d):
+        if needs_transfer(src[rel], dst.get(rel), compare, same_content):
             plan.transfer.append(rel)
         else:
             plan.unchanged += 1
     if delete:
         plan.delete = sorted(rel for rel in dst if rel not in src)
     return plan
+
+
+def needs_transfer(s: Entry, d: Entry | None, compare: str = "mtime",
+                   same_content: Callable[[Entry, Entry], bool] | None = None) -> bool:
+    """Whether source entry ``s`` must be copied over destination entry ``d`` (``None``:
+    missing) under ``compare`` (see :func:`plan_sync`)."""
+    if d is None or s.size != d.size:
+        return True
+    if compare == "mtime":
+        return _newer(s.mtime, d.mtime)
+    if compare == "checksum":
+        return not (same_content or same_content_default)(s, d)
+    return False
 
 
 def _newer(a: float | None, b: float | None) -> bool:

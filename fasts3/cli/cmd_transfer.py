@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 
 from ..engine.engine import Engine
 from ..engine.listing import directory_request, run_listings
 from ..errors import S3Error
-from ..sync import Entry, plan_sync, scan_local
+from ..sync import Entry, needs_transfer, plan_sync, scan_local
 from ..urls import local_path_for_key, split_url
 from .common import Filters, Output, UsageError, has_wildcard, is_s3, open_engine
-from .expand import expand_local, expand_s3
+from .expand import Listing, check_matched, expand_local, expand_s3, plan_s3
+from .streamed import stream_downloads
 from .transfer import Job, Runner, Stats
 
 
@@ -67,11 +69,18 @@ def cmd_cp(args: argparse.Namespace, out: Output) -> int:
         return local_path_for_key(dest, rel) if as_dir else dest
 
     with open_engine(args, tmproot, uploads=dst_s3) as engine:
+        runner = Runner(engine, out, kind, dry_run=args.dry_run, overwrite=not args.no_overwrite)
+        if kind == "download" and not args.version_id:
+            direct, listings = plan_s3(sources, args.recursive, args.raw)
+            if not direct:  # every source is listed: download while listing
+                stats = _streamed_cp(runner, listings, args.recursive, filters, target)
+                runner.summary(stats)
+                check_matched(listings)
+                return stats.exit_code()
         if src_s3:
             found = expand_s3(engine, sources, args.recursive, filters, args.raw)
         else:
             found = expand_local(sources, args.recursive, filters)
-        runner = Runner(engine, out, kind, dry_run=args.dry_run, overwrite=not args.no_overwrite)
         stats, jobs = Stats(), []
         for src in found:
             try:
@@ -81,6 +90,28 @@ def cmd_cp(args: argparse.Namespace, out: Output) -> int:
         stats.add(runner.run(jobs))
         runner.summary(stats)
     return stats.exit_code()
+
+
+def _streamed_cp(runner: Runner, listings: list[Listing], recursive: bool, filters: Filters,
+                 target: Callable[[str], str]) -> Stats:
+    by_url = {lst.request.url: lst for lst in listings}
+
+    def to_job(listed: str, url: str, size: int | None, etag: str | None,
+               mtime: float | None, stats: Stats) -> Job | None:
+        lst = by_url[listed]
+        rel = lst.rel(url, split_url(url)[1], recursive)
+        if rel is None:
+            return None
+        lst.matched += 1
+        if not filters.included(rel):
+            return None
+        try:
+            return Job(url, target(rel), size)
+        except S3Error as e:  # a key that cannot be a local file name
+            runner.fail(stats, Job(url, rel), e)
+            return None
+
+    return stream_downloads(runner, [lst.request for lst in listings], to_job)
 
 
 # -- sync ----------------------------------------------------------------------------------
@@ -115,15 +146,16 @@ def cmd_sync(args: argparse.Namespace, out: Output) -> int:
     compare = "checksum" if args.checksum else "size" if args.size_only else "mtime"
     with open_engine(args, None if dst_s3 else dest, uploads=dst_s3) as engine:
         skip = (engine.tmpdir,)
+        if kind == "download":
+            return _streamed_sync(args, out, engine, _local_tree(dest, filters, skip),
+                                  filters, compare)
         src_tree = _s3_tree(engine, src, filters) if src_s3 else \
             _local_tree(src, filters, skip)
         dst_tree = _s3_tree(engine, dest, filters) if dst_s3 else \
             _local_tree(dest, filters, skip)
         plan = plan_sync(src_tree, dst_tree, delete=args.delete, compare=compare)
         if plan.delete and not src_tree:
-            raise S3Error(f"The source is empty (or does not exist); refusing to delete all "
-                          f"{len(plan.delete)} destination entries (use rm for that)", src,
-                          "EmptySource")
+            _refuse_empty_source(src, len(plan.delete))
         if dst_s3:
             dbucket, dkey = split_url(dest)
             prefix = dkey.rstrip("/") + "/" if dkey else ""
@@ -149,6 +181,52 @@ def cmd_sync(args: argparse.Namespace, out: Output) -> int:
             deleter = Runner(engine, out, "delete", dry_run=args.dry_run)
             dstats = _delete(deleter, [dst_tree[r] for r in plan.delete], dst_s3, out,
                              args.dry_run)
+            deleter.summary(dstats)
+            stats.add(dstats)
+    return stats.exit_code()
+
+
+def _refuse_empty_source(src: str, doomed: int) -> None:
+    raise S3Error(f"The source is empty (or does not exist); refusing to delete all {doomed} "
+                  "destination entries (use rm for that)", src, "EmptySource")
+
+
+def _streamed_sync(args: argparse.Namespace, out: Output, engine: Engine,
+                   dst_tree: dict[str, Entry], filters: Filters, compare: str) -> int:
+    """S3 -> local sync: each listed object is compared with the local file as its listing
+    page arrives, and downloaded at once if it changed; extras are deleted (``--delete``)
+    only after the whole listing succeeded."""
+    src, dest = args.src, args.dest
+    req = directory_request(src, recursive=True)
+    req.probe = False  # sync compares what is under the prefix
+    seen: set[str] = set()
+    runner = Runner(engine, out, "download", dry_run=args.dry_run)
+
+    def to_job(listed: str, url: str, size: int | None, etag: str | None,
+               mtime: float | None, stats: Stats) -> Job | None:
+        rel = split_url(url)[1][len(req.prefix):]
+        if not rel or not filters.included(rel):
+            return None
+        seen.add(rel)
+        if not needs_transfer(Entry(size or 0, mtime, etag, url=url), dst_tree.get(rel),
+                              compare):
+            stats.unchanged += 1
+            return None
+        try:
+            return Job(url, local_path_for_key(dest, rel), size)
+        except S3Error as err:  # a key that cannot be a local file name
+            runner.fail(stats, Job(url, rel), err)
+            return None
+
+    stats = stream_downloads(runner, [req], to_job)
+    runner.summary(stats)
+    if args.delete:
+        doomed = sorted(rel for rel in dst_tree if rel not in seen)
+        if doomed and not seen:
+            _refuse_empty_source(src, len(doomed))
+        if doomed:
+            deleter = Runner(engine, out, "delete", dry_run=args.dry_run)
+            dstats = _delete(deleter, [dst_tree[r] for r in doomed], False, out, args.dry_run)
             deleter.summary(dstats)
             stats.add(dstats)
     return stats.exit_code()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -44,10 +45,62 @@ class Source:
 
 
 @dataclass
-class _Listing:
+class Listing:
+    """How one S3 source is listed: ``request``; relative names start after the key prefix
+    ``base``; ``pattern`` is the source's wildcard key (``None``: every object listed)."""
+
     request: ListRequest
-    base: str  # the key prefix relative names start after
+    base: str
     pattern: str | None
+    matched: int = 0  # objects found that the pattern matched (counted by streamed copies)
+    _regex: re.Pattern[str] | None = None
+
+    def rel(self, url: str, key: str, recursive: bool) -> str | None:
+        """The relative name of a listed object (``key`` in its bucket), or ``None`` if the
+        source's wildcard does not match it. The object at the source URL itself (a probe)
+        is named by its last path segment."""
+        if url == self.request.url:
+            return url.rsplit("/", 1)[-1]
+        if self.pattern is not None:
+            if self._regex is None:
+                self._regex = glob_regex(self.pattern)
+            regex = self._regex
+            if not regex.match(key) and (not recursive or not any(
+                    regex.match(key[:i]) for i in _dir_ends(key))):
+                return None
+        return key[len(self.base):]
+
+
+def plan_s3(urls: list[str], recursive: bool, raw: bool = False,
+            ) -> tuple[list[Source], list[Listing]]:
+    """Split S3 sources into objects named directly and listings (see the module doc).
+    Raises :class:`UsageError` for a prefix given without ``-r``."""
+    direct: list[Source] = []
+    listings: list[Listing] = []
+    for url in urls:
+        bucket, key = split_url(url)
+        if not raw and has_wildcard(key):
+            prefix, base = wildcard_base(key)
+            rest = key[len(base):]
+            flat = "/" not in rest and "**" not in rest and not recursive
+            listings.append(Listing(ListRequest(url, prefix, "/" if flat else None), base,
+                                    key))
+        elif recursive:
+            req = directory_request(url, recursive=True)
+            listings.append(Listing(req, req.prefix, None))
+        else:
+            if not key or key.endswith("/"):
+                raise UsageError(f"{url} is a prefix, not an object; use -r (--recursive)")
+            direct.append(Source(url, key.rsplit("/", 1)[-1]))
+    return direct, listings
+
+
+def check_matched(listings: list[Listing]) -> None:
+    """Raise ``NoMatch`` (an :class:`~fasts3.errors.S3Error`) for a listed source that
+    matched no object."""
+    for lst in listings:
+        if not lst.matched:
+            raise S3Error("No objects match", url=lst.request.url, code="NoMatch")
 
 
 def expand_s3(engine: Engine, urls: list[str], recursive: bool, filters: Filters,
@@ -55,23 +108,7 @@ def expand_s3(engine: Engine, urls: list[str], recursive: bool, filters: Filters
     """Expand S3 sources (see the module doc). Listings for all sources run as one batch.
     A wildcard that matches nothing, or a recursive source with no objects, raises
     :class:`~fasts3.errors.S3Error` (``NoMatch``) unless ``allow_empty``."""
-    direct: list[Source] = []
-    listings: list[_Listing] = []
-    for url in urls:
-        bucket, key = split_url(url)
-        if not raw and has_wildcard(key):
-            prefix, base = wildcard_base(key)
-            rest = key[len(base):]
-            flat = "/" not in rest and "**" not in rest and not recursive
-            listings.append(_Listing(ListRequest(url, prefix, "/" if flat else None), base,
-                                     key))
-        elif recursive:
-            req = directory_request(url, recursive=True)
-            listings.append(_Listing(req, req.prefix, None))
-        else:
-            if not key or key.endswith("/"):
-                raise UsageError(f"{url} is a prefix, not an object; use -r (--recursive)")
-            direct.append(Source(url, key.rsplit("/", 1)[-1]))
+    direct, listings = plan_s3(urls, recursive, raw)
     run_listings(engine, [lst.request for lst in listings])
     found = [s for s in direct if filters.included(s.rel)]
     for lst in listings:
@@ -82,19 +119,14 @@ def expand_s3(engine: Engine, urls: list[str], recursive: bool, filters: Filters
     return found
 
 
-def _matches(lst: _Listing, recursive: bool) -> list[Source]:
+def _matches(lst: Listing, recursive: bool) -> list[Source]:
     req = lst.request
+    found = [req.found_self] if req.found_self is not None else []
     out = []
-    if req.found_self is not None:
-        f = req.found_self
-        out.append(Source(req.url, req.url.rsplit("/", 1)[-1], f.size, f.mtime, f.etag))
-    regex = glob_regex(lst.pattern) if lst.pattern else None
-    for e in req.objects:
-        key = e.key
-        if regex is not None and not regex.match(key):
-            if not recursive or not any(regex.match(key[:i]) for i in _dir_ends(key)):
-                continue
-        out.append(Source(e.url, key[len(lst.base):], e.size, e.mtime, e.etag))
+    for e in found + req.objects:
+        rel = lst.rel(e.url, e.key, recursive)
+        if rel is not None:
+            out.append(Source(e.url, rel, e.size, e.mtime, e.etag))
     return out
 
 

@@ -134,15 +134,19 @@ class Runner:
             text += f", {stats.failed} FAILED"
         self.out.note(text)
 
+    def report_dry(self, stats: Stats, job: Job) -> None:
+        """Count and report what ``job`` would do (``--dry-run``)."""
+        stats.ok += 1
+        arrow = f" -> {job.dst}" if self.kind != "delete" else ""
+        self.out.result(self._record(job, job.size, dry_run=True),
+                        f"(dry run) {self.kind}: {job.src}{arrow}")
+
     # -- running -----------------------------------------------------------------------
     def run(self, jobs: Sequence[Job]) -> Stats:
         stats = Stats()
         if self.dry_run:
             for job in jobs:
-                stats.ok += 1
-                arrow = f" -> {job.dst}" if self.kind != "delete" else ""
-                self.out.result(self._record(job, job.size, dry_run=True),
-                                f"(dry run) {self.kind}: {job.src}{arrow}")
+                self.report_dry(stats, job)
             return stats
         if not jobs:
             return stats
@@ -167,46 +171,54 @@ class Runner:
             return
         planned: list[tuple[Job, Any]] = []
         for job in jobs:
-            try:
-                op = self._op(job)
-            except (S3Error, OSError) as e:
-                self.fail(stats, job, e)
-                continue
-            if op is None:
-                self._ok(stats, job, job.size, skipped=True)
-            else:
+            op = self.plan(stats, job)
+            if op is not None:
                 planned.append((job, op))
         jobs_of = {id(op): job for job, op in planned}
-        settled: set[int] = set()
 
         def settle(op: Any) -> None:
-            """Report one finished op at once (a download is moved to its destination the
-            moment it completes, so an interrupt keeps every completed file)."""
-            if id(op) in settled or id(op) not in jobs_of:
-                return
-            settled.add(id(op))
-            job = jobs_of[id(op)]
-            if op.error is not None:
-                self.fail(stats, job, op.error)
-                return
-            try:
-                self._finish(stats, job, op)
-            except OSError as e:
-                self.fail(stats, job, S3Error(f"{e.strerror or e}: {job.dst}", job.src,
-                                               "LocalIOError"))
+            job = jobs_of.pop(id(op), None)
+            if job is not None:
+                self.settle(stats, job, op)
 
         self.engine.run([op for _, op in planned], self.kind, fail_fast=False,
                         progress=_SettleAsDone(prog, settle))
         for _, op in planned:
             settle(op)
 
-    def _op(self, job: Job) -> Any:
+    def plan(self, stats: Stats, job: Job, etag: str | None = None) -> Any:
+        """The op for ``job``, or ``None`` after reporting it skipped (exists and no
+        overwrite) or failed (e.g. a bad path). ``etag`` (from a listing, with ``job.size``)
+        lets a large download fetch its parts at once."""
+        try:
+            op = self._op(job, etag)
+        except (S3Error, OSError) as e:
+            self.fail(stats, job, e)
+            return None
+        if op is None:
+            self._ok(stats, job, job.size, skipped=True)
+        return op
+
+    def settle(self, stats: Stats, job: Job, op: Any) -> None:
+        """Report one finished op at once (a download is moved to its destination the
+        moment it completes, so an interrupt keeps every completed file)."""
+        if op.error is not None:
+            self.fail(stats, job, op.error)
+            return
+        try:
+            self._finish(stats, job, op)
+        except OSError as e:
+            self.fail(stats, job, S3Error(f"{e.strerror or e}: {job.dst}", job.src,
+                                           "LocalIOError"))
+
+    def _op(self, job: Job, etag: str | None = None) -> Any:
         engine = self.engine
         if self.kind == "download":
             if not self.overwrite and os.path.exists(job.dst):
                 return None
             request = S3GetObject(job.src, version_id=job.version) if job.version else None
-            return get_op(engine, resolve(None, job.src), request)
+            return get_op(engine, resolve(None, job.src), request,
+                          size=job.size if etag else None, etag=etag)
         if self.kind == "upload":
             return build_put_op(engine, S3PutObject(job.dst, path=job.src), self.overwrite,
                                 lambda url: resolve(None, url))

@@ -1,0 +1,56 @@
+"""``fasts3 cp -r`` and ``fasts3 sync`` from S3 start downloading while the listing is still
+running: the second listing page is held at the proxy until files have landed."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+
+import pytest
+
+from fasts3 import S3
+from fasts3.cli import main
+
+
+def _seed(s3root: str, s3_kwargs: dict, n: int) -> dict[str, bytes]:
+    rnd = random.Random(21)
+    data = {f"d/{i:05d}": rnd.randbytes(rnd.randrange(1, 3000)) for i in range(n)}
+    with S3(s3root=s3root, **s3_kwargs) as s3:
+        s3.put_many(list(data.items()))
+    return data
+
+
+@pytest.mark.parametrize("command", ["cp", "sync"])
+def test_downloads_start_before_the_listing_ends(seaweed, bucket, proxy, tmp_path, monkeypatch,
+                                                 command):
+    data = _seed(f"s3://{bucket}/r", dict(endpoint_url=seaweed.endpoint_url,
+                                           session_vars=seaweed.session_vars(), progress=False),
+                 2100)
+    v = seaweed.session_vars()
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", v["aws_access_key_id"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", v["aws_secret_access_key"])
+    monkeypatch.setenv("AWS_DEFAULT_REGION", v["region_name"])
+    dest = tmp_path / "out"
+    landed_while_held: list[int] = []
+
+    def hold_second_page(rec) -> bool:
+        if rec.method == "GET" and "continuation-token" in rec.query:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:  # until files land (or give up)
+                n = len(os.listdir(dest)) if dest.is_dir() else 0
+                if n >= 50:
+                    landed_while_held.append(n)
+                    break
+                time.sleep(0.01)
+        return False
+
+    proxy.latency = 0.001
+    proxy.latency_match = hold_second_page
+    args = ["-r"] if command == "cp" else []
+    code = main([command, *args, f"s3://{bucket}/r/d", str(dest) + "/", "--endpoint-url",
+                 proxy.endpoint_url, "-q"])
+    assert code == 0
+    assert landed_while_held, "no file landed before the second listing page was answered"
+    got = {f"d/{n}": (dest / n).read_bytes() for n in os.listdir(dest)}
+    assert got == {k: v for k, v in data.items()}
