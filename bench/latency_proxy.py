@@ -17,7 +17,7 @@ A request is *in flight* from the moment its head has passed through the proxy u
 last byte of its final response has been handed to the client's socket (or its connection
 closes). On SIGTERM or SIGINT the proxy writes its statistics as JSON to ``--stats`` and exits:
 requests, responses, peak requests in flight, connections (total and peak), bytes each way,
-its own CPU seconds since it was ready (``time.process_time``), and how late the held
+its own CPU seconds since it was ready (user and system, ``os.times``), and how late the held
 responses were released (milliseconds beyond ``delay``: p50/p99/max; a proxy that falls
 behind shows it there first). :class:`LatencyProxy` runs it as a subprocess for bench.run.
 """
@@ -31,7 +31,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import deque
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -42,6 +41,13 @@ if __package__ in (None, ""):  # `python bench/latency_proxy.py`
 from bench.http_framing import REQUEST, RESPONSE, Framer, FramingError
 
 WRITE_HIGH_WATER = 1 << 20  # bytes buffered toward one side before the other is paused
+HOLD_LIMIT = 1 << 20  # bytes of a held answer read ahead before the server side is paused
+
+
+def _cpu() -> tuple[float, float]:
+    """(user, system) CPU seconds of this process so far."""
+    t = os.times()
+    return t.user, t.system
 
 
 class Stats:
@@ -53,7 +59,7 @@ class Stats:
         self.connections = self.open_connections = self.peak_connections = 0
         self.bytes_up = self.bytes_down = self.errors = 0
         self.late: list[float] = []  # seconds each held response was released after `delay`
-        self.cpu0 = time.process_time()
+        self.cpu0 = _cpu()
 
     def as_dict(self) -> dict:
         late = sorted(self.late)
@@ -61,14 +67,15 @@ class Stats:
         def q(p: float) -> float | None:
             return round(late[min(len(late) - 1, int(p * len(late)))] * 1e3, 3) if late else None
 
-        cpu = time.process_time() - self.cpu0
+        user, system = (now - then for now, then in zip(_cpu(), self.cpu0, strict=True))
+        cpu = user + system
         per_request = cpu / self.requests * 1e6 if self.requests else None
         return {
             "delay_ms": self.delay * 1e3, "requests": self.requests,
             "responses": self.responses, "peak_in_flight": self.peak_in_flight,
             "connections": self.connections, "peak_connections": self.peak_connections,
             "bytes_up": self.bytes_up, "bytes_down": self.bytes_down, "errors": self.errors,
-            "cpu_s": cpu, "cpu_us_per_request": per_request,
+            "cpu_s": cpu, "user_s": user, "sys_s": system, "cpu_us_per_request": per_request,
             "late_ms": {"p50": q(0.5), "p99": q(0.99), "max": q(1.0)},
         }  # fmt: skip
 
@@ -187,6 +194,7 @@ class UpstreamSide(asyncio.Protocol):
         # index of the next event, offset of the next byte to forward)
         self.queue: deque[tuple[bytes, list | None, int, int]] = deque()
         self.holding = self.paused_by_client = self.reading_paused = False
+        self.held_bytes = 0  # read from the server while holding
         self.delayed_for = -1  # index (answered count) of the request last delayed
         self.lost = False
 
@@ -200,6 +208,10 @@ class UpstreamSide(asyncio.Protocol):
         self.queue.append((data, None, 0, 0))
         if not self.holding:
             self._drain()
+        else:
+            self.held_bytes += len(data)
+            if self.held_bytes > HOLD_LIMIT:
+                self.update_reading()
 
     def eof_received(self) -> bool:
         self.lost = True  # forward what is queued, then close the client
@@ -221,7 +233,7 @@ class UpstreamSide(asyncio.Protocol):
             self.client.transport.resume_reading()
 
     def update_reading(self) -> None:
-        want_paused = self.holding or self.paused_by_client
+        want_paused = self.paused_by_client or (self.holding and self.held_bytes > HOLD_LIMIT)
         if want_paused != self.reading_paused and not self.transport.is_closing():
             self.reading_paused = want_paused
             if want_paused:
@@ -267,7 +279,7 @@ class UpstreamSide(asyncio.Protocol):
 
     def _hold(self, delay: float) -> None:
         self.holding = True
-        self.update_reading()
+        self.held_bytes = 0
         loop = asyncio.get_running_loop()
         due = loop.time() + delay
         loop.call_at(due, self._release, due)
@@ -275,6 +287,7 @@ class UpstreamSide(asyncio.Protocol):
     def _release(self, due: float) -> None:
         self.client.stats.late.append(asyncio.get_running_loop().time() - due)
         self.holding = False
+        self.held_bytes = 0
         self.update_reading()
         self._drain()
 
@@ -294,7 +307,7 @@ async def serve(upstream: str, delay: float, port: int, stats_path: Path | None)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     bound = server.sockets[0].getsockname()[1]
-    stats.cpu0 = time.process_time()
+    stats.cpu0 = _cpu()
     print(f"listening http://127.0.0.1:{bound}", flush=True)
     await stop.wait()
     server.close()
