@@ -58,6 +58,7 @@ class Stats:
         self.requests = self.responses = self.in_flight = self.peak_in_flight = 0
         self.connections = self.open_connections = self.peak_connections = 0
         self.bytes_up = self.bytes_down = self.errors = 0
+        self.reads_up = self.reads_down = 0  # data_received calls (socket reads) each way
         self.late: list[float] = []  # seconds each held response was released after `delay`
         self.cpu0 = _cpu()
 
@@ -75,6 +76,7 @@ class Stats:
             "responses": self.responses, "peak_in_flight": self.peak_in_flight,
             "connections": self.connections, "peak_connections": self.peak_connections,
             "bytes_up": self.bytes_up, "bytes_down": self.bytes_down, "errors": self.errors,
+            "reads_up": self.reads_up, "reads_down": self.reads_down,
             "cpu_s": cpu, "user_s": user, "sys_s": system, "cpu_us_per_request": per_request,
             "late_ms": {"p50": q(0.5), "p99": q(0.99), "max": q(1.0)},
         }  # fmt: skip
@@ -125,6 +127,7 @@ class ClientSide(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         s = self.stats
         s.bytes_up += len(data)
+        s.reads_up += 1
         try:
             events = self.req.feed(data)
         except FramingError:
@@ -205,6 +208,7 @@ class UpstreamSide(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.client.stats.bytes_down += len(data)
+        self.client.stats.reads_down += 1
         self.queue.append((data, None, 0, 0))
         if not self.holding:
             self._drain()
@@ -242,9 +246,13 @@ class UpstreamSide(asyncio.Protocol):
                 self.transport.resume_reading()
 
     def _drain(self) -> None:
+        """Forward queued chunks up to the next response start that must be held (one
+        write for everything forwarded: a held head and the body read meanwhile go out
+        together)."""
         c = self.client
         out = c.transport
         delay = c.stats.delay
+        pieces: list[bytes] = []
         while self.queue and not self.holding:
             if c.closed or out is None:
                 self.queue.clear()
@@ -263,14 +271,17 @@ class UpstreamSide(asyncio.Protocol):
                 if kind == "start" and delay > 0 and self.delayed_for != c.answered:
                     self.delayed_for = c.answered
                     if off > pos:
-                        out.write(data[pos:off])
+                        pieces.append(data[pos:off])
                     self.queue.appendleft((data, events, i, off))
                     self._hold(delay)
-                    return
+                    break
                 if kind == "end" and final:
                     c.answer_done()
-            if pos < len(data):
-                out.write(data[pos:] if pos else data)
+            else:
+                if pos < len(data):
+                    pieces.append(data[pos:] if pos else data)
+        if pieces and not c.closed and out is not None:
+            out.write(pieces[0] if len(pieces) == 1 else b"".join(pieces))
         if self.lost and not self.holding:
             for kind, _, final in c.resp.eof():
                 if kind == "end" and final:

@@ -115,11 +115,16 @@ def _proxy_note(runs: list[dict]) -> str:
     cpu, n = sum(p["cpu_s"] for p in px), sum(p["requests"] for p in px)
     p99 = [p["late_ms"]["p99"] for p in px if p["late_ms"]["p99"] is not None]
     worst = max((p["late_ms"]["max"] or 0 for p in px), default=0)
+    busy = max(
+        (r["proxy_cpu_s"] / r["seconds"] for r in runs
+         if r["ok"] and r.get("proxy_cpu_s") is not None and r.get("seconds")),
+        default=0.0,
+    )  # fmt: skip
     return (
         f"Proxy ({px[0]['delay_ms']:.0f} ms first-byte delay): {cpu / n * 1e6:.0f} µs of "
-        f"proxy CPU per request over {len(px)} runs ({n} requests); held answers released "
-        f"{median(p99) if p99 else 0:.1f} ms late at p99 (median over runs), {worst:.1f} ms "
-        "at worst."
+        f"proxy CPU per request over {len(px)} runs ({n} requests), at most {busy:.0%} of "
+        f"one core in a run; held answers released {median(p99) if p99 else 0:.1f} ms late "
+        f"at p99 (median over runs), {worst:.1f} ms at worst."
     )
 
 
