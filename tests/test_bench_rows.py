@@ -133,7 +133,8 @@ def test_report_w4_columns_and_stage_targets() -> None:
     md = report.render({"meta": {}, "runs": runs})
     w4 = md[md.index("## W4"):md.index("## SC1")]
     assert "50 ms first-byte latency" in w4 and "median peak in flight" in w4
-    assert "| fasts3 | 4.00 |" in w4 and "| 32 | 3.12 | 0.50 |" in w4  # floor 2000 x 50 ms / 32
+    assert "| fasts3 | 4.00 |" in w4
+    assert "| 32 | 3.12 | 0.50 | 0.5 / 3.0 |" in w4  # floor: 2000 requests x 50 ms / 32
     assert "250 µs of proxy CPU per request" in w4 and "at most 12% of one core" in w4
     sc = md[md.index("## SC1"):]
     assert "2.5% of the `get_many` time (2.00 s); target < 5 %: **met**" in sc
