@@ -17,7 +17,7 @@ A request is *in flight* from the moment its head has passed through the proxy u
 last byte of its final response has been handed to the client's socket (or its connection
 closes). On SIGTERM or SIGINT the proxy writes its statistics as JSON to ``--stats`` and exits:
 requests, responses, peak requests in flight, connections (total and peak), bytes each way,
-its own CPU seconds since it was ready (user and system, ``os.times``), and how late the held
+its own CPU seconds since it was ready (user and system, ``getrusage``), and how late the held
 responses were released (milliseconds beyond ``delay``: p50/p99/max; a proxy that falls
 behind shows it there first). :class:`LatencyProxy` runs it as a subprocess for bench.run.
 """
@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -45,9 +46,9 @@ HOLD_LIMIT = 1 << 20  # bytes of a held answer read ahead before the server side
 
 
 def _cpu() -> tuple[float, float]:
-    """(user, system) CPU seconds of this process so far."""
-    t = os.times()
-    return t.user, t.system
+    """(user, system) CPU seconds of this process so far (getrusage: microseconds)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime, r.ru_stime
 
 
 class Stats:
