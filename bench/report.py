@@ -237,6 +237,8 @@ def render(data: dict) -> str:
         title = "stage and consume" if op == "stage" else op.upper()
         delay = rs[0].get("delay_ms") or 0
         via = f", {delay:.0f} ms first-byte latency" if delay else ""
+        if not delay and any(r.get("proxy") for r in rs):
+            via = ", through the latency proxy without delay (`--via-proxy`)"
         out += [f"## {wid} {title}: {rs[0]['workload_name']} "
                 f"({rs[0]['expected_files']} objects, {size:.0f} MiB{via})", ""]  # fmt: skip
         out += (stage_table(rs) if op == "stage" else table(rs)) + [""]
