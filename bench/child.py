@@ -13,8 +13,13 @@ CPU accounting (the client's whole process tree, user+sys, over the timed window
     children) of every process below us, minus what each already had at the start.
 This process makes itself a child subreaper (prctl PR_SET_CHILD_SUBREAPER), so a descendant
 whose parent exits is re-parented here instead of to init and stays visible until counted.
-Server CPU is the psutil cpu_times delta of the server's process tree over the same window;
-other_cpu_s is the machine's busy CPU in the window minus client and server: other load (noise).
+Server CPU is the psutil cpu_times delta of the server's process tree over the same window,
+and so is proxy CPU (bench/latency_proxy.py, a process of the parent's, when the row goes
+through it); other_cpu_s is the machine's busy CPU in the window minus client, server and
+proxy: other load (noise).
+
+A stage row (``cfg["stage"]``, bench/stage.py) is timed the same way; its run yields its own
+measurements (time to first object, download, consume, peak disk) and verifies as it consumes.
 """
 
 from __future__ import annotations
@@ -68,24 +73,30 @@ def _descendant_cpu() -> dict[tuple[int, float], float]:
 class CpuWindow:
     """Client-tree and server-tree CPU seconds between start() and stop()."""
 
-    def __init__(self, server_pid: int | None):
+    def __init__(self, server_pid: int | None, proxy_pid: int | None = None):
         self.server_pid = server_pid
+        self.proxy_pid = proxy_pid
 
     def _server(self) -> float:
         if not self.server_pid:
             return 0.0
         return tree_cpu_seconds(self.server_pid)
 
+    def _proxy(self) -> float:
+        return tree_cpu_seconds(self.proxy_pid) if self.proxy_pid else 0.0
+
     def start(self) -> None:
         self.self0 = _rusage(resource.RUSAGE_SELF)
         self.reaped0 = _rusage(resource.RUSAGE_CHILDREN)
         self.tree0 = _descendant_cpu()
         self.server0 = self._server()
+        self.proxy0 = self._proxy()
         self.busy0 = _system_busy()
 
     def stop(self) -> dict:
         busy = _system_busy() - self.busy0
         server = self._server() - self.server0
+        proxy = self._proxy() - self.proxy0
         tree1 = _descendant_cpu()
         self_cpu = _rusage(resource.RUSAGE_SELF) - self.self0
         reaped = _rusage(resource.RUSAGE_CHILDREN) - self.reaped0
@@ -100,8 +111,9 @@ class CpuWindow:
             "client_cpu_children_s": reaped + live,
             "descendants_alive_at_end": len(tree1),
             "server_cpu_s": server,
+            "proxy_cpu_s": proxy if self.proxy_pid else None,
             # busy CPU of everything else on the machine in the window: noise if large
-            "other_cpu_s": max(0.0, busy - client - server),
+            "other_cpu_s": max(0.0, busy - client - server - proxy),
         }
 
 
@@ -139,9 +151,11 @@ def main() -> int:
     cfg = json.load(sys.stdin)
     result: dict = {"ok": False, "subreaper": _become_subreaper()}
     try:
+        if cfg.get("stage"):
+            return _stage(cfg, result)
         mod = importlib.import_module(f"bench.clients.{cfg['client']}_client")
         op = getattr(mod, cfg["op"])
-        window = CpuWindow(cfg.get("server_pid"))
+        window = CpuWindow(cfg.get("server_pid"), cfg.get("proxy_pid"))
         window.start()
         t0 = time.perf_counter()
         with op(cfg) as paths:
@@ -153,8 +167,33 @@ def main() -> int:
             else:
                 result["ok"] = True  # the parent verifies PUTs by listing
     except BaseException as exc:  # noqa: BLE001 - any failure is a failed row, never a crash
-        result["error"] = f"{type(exc).__name__}: {exc}"
-        result["traceback"] = traceback.format_exc()[-4000:]
+        _failed(result, exc)
+    return _write(cfg, result)
+
+
+def _stage(cfg: dict, result: dict) -> int:
+    try:
+        from bench import stage  # imports fasts3 before the window
+
+        window = CpuWindow(cfg.get("server_pid"), cfg.get("proxy_pid"))
+        window.start()
+        t0 = time.perf_counter()
+        with stage.run(cfg, t0) as measured:
+            result["seconds"] = time.perf_counter() - t0
+            result.update(window.stop())
+            result.update(measured)
+            result["ok"] = measured["verify_error"] is None
+    except BaseException as exc:  # noqa: BLE001 - any failure is a failed row, never a crash
+        _failed(result, exc)
+    return _write(cfg, result)
+
+
+def _failed(result: dict, exc: BaseException) -> None:
+    result["error"] = f"{type(exc).__name__}: {exc}"
+    result["traceback"] = traceback.format_exc()[-4000:]
+
+
+def _write(cfg: dict, result: dict) -> int:
     with open(cfg["result_path"], "w") as f:
         json.dump(result, f)
     return 0 if result["ok"] else 1

@@ -1,4 +1,6 @@
-"""The workloads: many small objects, medium objects, a few huge ones.
+"""The workloads: many small objects, medium objects, a few huge ones (W1-W3); the small ones
+behind 50 ms of first-byte latency (W4); many tiny ones (W5); and the stage-and-consume rows
+(SC1, SC2: fasts3's iter_get vs get_many then consume, bench/stage.py).
 
 Source bytes are random, generated once into bench/work/src/<name>/ and reused by later runs
 (a `<name>.complete` marker beside that dir guards against half-written sources). They are
@@ -19,13 +21,32 @@ MiB = 1024 * KiB
 
 @dataclass(frozen=True)
 class Workload:
-    wid: str  # W1, W2, W3
+    """One row of the benchmark: ``count`` objects of ``size`` bytes.
+
+    ``data`` names the workload whose objects it reads (W4 and SC1 read W1's: same source files,
+    same seeded prefix); ``delay_ms`` > 0 sends every client through bench/latency_proxy.py
+    with that first-byte delay; ``ops`` are the ops the row runs (``get``/``put``), or for a
+    ``stage`` row (fasts3 only, bench/stage.py) its modes; ``window`` is the stage row's
+    ``iter_get`` window in objects (None: fasts3's default).
+    """
+
+    wid: str  # W1..W5, SC1, SC2
     count: int
     size: int  # bytes per object
+    data: str | None = None
+    delay_ms: float = 0.0
+    ops: tuple[str, ...] = ("get", "put")
+    kind: str = "transfer"  # or "stage"
+    window: int | None = None
 
     @property
     def name(self) -> str:
         return f"{self.wid.lower()}-{self.count}x{_human(self.size)}"
+
+    @property
+    def data_name(self) -> str:
+        """Name of the source directory and seeded prefix (shared with ``data``'s row)."""
+        return f"{(self.data or self.wid).lower()}-{self.count}x{_human(self.size)}"
 
     @property
     def total_bytes(self) -> int:
@@ -33,7 +54,7 @@ class Workload:
 
     @property
     def src_prefix(self) -> str:
-        return f"src/{self.name}"
+        return f"src/{self.data_name}"
 
     def names(self) -> list[str]:
         return [f"{i:05d}.bin" for i in range(self.count)]
@@ -45,16 +66,26 @@ class Workload:
         return {**asdict(self), "name": self.name, "total_bytes": self.total_bytes}
 
 
-FULL = {
-    "W1": Workload("W1", 2000, 64 * KiB),
-    "W2": Workload("W2", 64, 8 * MiB),
-    "W3": Workload("W3", 2, 512 * MiB),
-}
-QUICK = {
-    "W1": Workload("W1", 200, 64 * KiB),
-    "W2": Workload("W2", 8, 8 * MiB),
-    "W3": Workload("W3", 2, 64 * MiB),
-}
+STAGE_MODES = ("iter_get", "get_many")
+W4_DELAY_MS = 50.0
+
+
+def _sets(quick: bool) -> dict[str, Workload]:
+    small = 200 if quick else 2000
+    return {
+        "W1": Workload("W1", small, 64 * KiB),
+        "W2": Workload("W2", 8 if quick else 64, 8 * MiB),
+        "W3": Workload("W3", 2, (64 if quick else 512) * MiB),
+        "W4": Workload("W4", small, 64 * KiB, data="W1", delay_ms=W4_DELAY_MS, ops=("get",)),
+        "W5": Workload("W5", 2000 if quick else 20_000, 4 * KiB),
+        "SC1": Workload("SC1", small, 64 * KiB, data="W1", ops=STAGE_MODES, kind="stage"),
+        "SC2": Workload("SC2", 4 if quick else 16, (16 if quick else 64) * MiB,
+                        ops=STAGE_MODES, kind="stage", window=2 if quick else 4),
+    }  # fmt: skip
+
+
+FULL = _sets(quick=False)
+QUICK = _sets(quick=True)
 
 
 def _human(n: int) -> str:
@@ -66,8 +97,8 @@ def _human(n: int) -> str:
 
 def ensure_source(w: Workload, src_root: Path) -> Path:
     """Generate w's random source files once; returns the directory."""
-    d = src_root / w.name
-    marker = src_root / f"{w.name}.complete"  # outside d: clients upload all of d
+    d = src_root / w.data_name
+    marker = src_root / f"{w.data_name}.complete"  # outside d: clients upload all of d
     if marker.exists():
         return d
     d.mkdir(parents=True, exist_ok=True)
@@ -117,4 +148,4 @@ def seed(w: Workload, src_dir: Path, client, bucket: str) -> None:
         list(pool.map(up, w.names()))
     got = list_prefix(client, bucket, w.src_prefix + "/")
     if got != expected:
-        raise RuntimeError(f"seeding {w.name} failed: {len(got)}/{len(expected)} objects")
+        raise RuntimeError(f"seeding {w.data_name} failed: {len(got)}/{len(expected)} objects")
