@@ -5,11 +5,13 @@ tmproot survives ``chdir``; a long-lived context survives occasional worker deat
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 
@@ -83,12 +85,27 @@ def test_program_handler_for_sigterm_is_left_alone(seaweed, s3_kwargs, tmp_path)
 
 
 def test_sigterm_default_restored_after_close(s3_kwargs, tmp_path):
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
-    with S3(tmproot=str(tmp_path), **s3_kwargs):
-        with S3(tmproot=str(tmp_path), **s3_kwargs):
-            assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
-        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL  # the outer is open
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    """Nested contexts hold SIGTERM until the last one closes (in a fresh interpreter: other
+    tests may leave long-lived contexts, e.g. fsspec's, open in this one)."""
+    script = textwrap.dedent("""
+        import json, signal, sys
+        from fasts3 import S3
+        kw = json.loads(sys.argv[1])
+        dfl = lambda: signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        states = [dfl()]
+        with S3(tmproot=kw.pop("tmproot"), **kw):
+            with S3(tmproot=sys.argv[2], **kw):
+                states.append(dfl())
+            states.append(dfl())  # the outer one is still open
+        states.append(dfl())
+        print(json.dumps(states))
+    """)
+    kw = dict(s3_kwargs, tmproot=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", script, json.dumps(kw), str(tmp_path)],
+                         capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, PYTHONPATH=REPO))
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [True, False, False, True]
 
 
 # -- SIGTERM / Ctrl-C to the fasts3 command -------------------------------------------------
