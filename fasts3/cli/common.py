@@ -207,7 +207,22 @@ def _client_options(args: argparse.Namespace, uploads: bool) -> dict[str, Any]:
         kwargs.update(encryption=getattr(args, "sse", None),
                       kms_key_id=getattr(args, "sse_kms_key_id", None),
                       storage_class=getattr(args, "storage_class", None))
+        kwargs.update((name, getattr(args, name, None)) for name in PUT_FLAGS)
     return kwargs
+
+
+PUT_FLAGS = ("acl", "cache_control", "content_encoding", "content_disposition")
+"""The put options of ``cp``/``sync`` (``--acl``, ``--cache-control``, ...)."""
+
+
+def check_put_flags(args: argparse.Namespace, kind: str) -> None:
+    """Put options only make sense for uploads: raise :class:`UsageError` if one is given
+    to a download or a server-side copy (which keeps the source's headers)."""
+    given = ["--" + name.replace("_", "-") for name in PUT_FLAGS
+             if getattr(args, name, None) is not None]
+    if given and kind != "upload":
+        raise UsageError(f"{', '.join(given)} only apply to uploads (local files or stdin "
+                         f"to s3://), not to a {kind}")
 
 
 def open_client(args: argparse.Namespace) -> S3:
