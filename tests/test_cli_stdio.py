@@ -253,3 +253,12 @@ def test_zip_commands_in_json(seaweed, bucket, env, tmp_path):
     r = fasts3("--json", "zip", "get", f"s3://{bucket}/a.zip", "nope*", str(out), env=env)
     assert r.returncode == 1
     assert json.loads(r.stdout)["code"] == "NoSuchMember"
+
+
+def test_cat_errors_in_json_go_to_stderr(seaweed, bucket, env):
+    seaweed.client().put_object(Bucket=bucket, Key="a.txt", Body=b"abc")
+    r = fasts3("--json", "cat", f"s3://{bucket}/a.txt", f"s3://{bucket}/nope", env=env)
+    assert r.returncode == 1
+    assert r.stdout == b"abc"  # the bytes, and nothing else
+    record = json.loads(r.stderr.decode().strip().splitlines()[-1])
+    assert record["ok"] is False and record["code"] == "NoSuchKey"

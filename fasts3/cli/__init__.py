@@ -133,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     _setup_logging(args.verbose, args.quiet)
-    out = Output(json_mode=args.json, quiet=args.quiet)
+    out = Output(json_mode=args.json, quiet=args.quiet, data_on_stdout=_data_on_stdout(args))
     held = signals.hold()  # SIGTERM: the same clean-up as Ctrl-C, then exit 143
     try:
         code = run(args, out)
@@ -159,6 +159,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if held:
             signals.release()
+
+
+def _data_on_stdout(args: argparse.Namespace) -> bool:
+    """Whether the command writes an object's bytes to stdout (records then go to stderr)."""
+    if args.command == "cat":
+        return True
+    if args.command == "cp":
+        return args.paths[-1:] == ["-"]
+    return args.command == "zip" and getattr(args, "dest", None) == "-"
 
 
 def _wants_json(argv: Sequence[str]) -> bool:

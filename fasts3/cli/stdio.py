@@ -6,14 +6,13 @@
   multipart with parts in parallel as stdin arrives, bounded memory and disk; the object
   appears only when stdin ends. Ctrl-C, SIGTERM or a failure abort the upload.
 
-stdout may carry the data, so the result record (and any error) goes to stderr (as JSON with
-``--json``); uploads report on stdout like other copies.
+When stdout carries the data, the result record (and any error) goes to stderr, as JSON with
+``--json`` (``Output.data_on_stdout``); uploads report on stdout like other copies.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from typing import Any
@@ -78,14 +77,6 @@ def cp_stdio(args: argparse.Namespace, out: Output) -> int:
 
 
 # -- stdout -------------------------------------------------------------------------------
-def _report_stderr(out: Output, record: dict[str, Any], text: str) -> None:
-    """A result or error while stdout carries data: on stderr (JSON with ``--json``)."""
-    if out.json:
-        sys.stderr.write(json.dumps(record, ensure_ascii=False) + "\n")
-    elif not out.quiet or not record.get("ok", True):
-        sys.stderr.write(text + "\n")
-
-
 def _download_stdout(args: argparse.Namespace, out: Output, url: str) -> int:
     from ..seekable import open_object
 
@@ -104,14 +95,13 @@ def _download_stdout(args: argparse.Namespace, out: Output, url: str) -> int:
                     stdout.write(view[:n])
                     written += n
         stdout.flush()
-    except S3Error as e:
-        _report_stderr(out, dict(record, ok=False, size=written, **error_fields(e)),
-                       f"fasts3: download failed: {url}: {e.message}"
-                       + (f" [{e.code}]" if e.code else ""))
+    except S3Error as e:  # stdout has data: the record goes to stderr (Output.data_on_stdout)
+        out.error(dict(record, size=written, **error_fields(e)),
+                  f"download failed: {url}: {e.message}" + (f" [{e.code}]" if e.code else ""))
         return EXIT_ERROR
     secs = max(time.monotonic() - started, 1e-6)
-    _report_stderr(out, dict(record, ok=True, size=written),
-                   f"download: {url} -> - ({human(written)} in {secs:.1f} s)")
+    out.result(dict(record, ok=True, size=written),
+               f"download: {url} -> - ({human(written)} in {secs:.1f} s)")
     return EXIT_OK
 
 
