@@ -75,6 +75,9 @@ def test_object_to_stdout(seaweed, bucket, env):
     record = json.loads(r.stderr.decode().strip().splitlines()[-1])
     assert record == {"op": "download", "source": f"s3://{bucket}/big.bin", "dest": "-",
                       "ok": True, "size": len(data)}
+    r = fasts3("cp", f"s3://{bucket}/big.bin", "-", "--dry-run", env=env)
+    assert r.returncode == 0 and r.stdout == b""
+    assert r.stderr.decode() == f"(dry run) download: s3://{bucket}/big.bin -> -\n"
     r = fasts3("cp", f"s3://{bucket}/empty", "-", "-q", env=env)
     assert r.returncode == 0 and r.stdout == b"" and r.stderr == b""
     assert os.listdir(env["TMPDIR"]) == []  # no temp file or directory left
@@ -138,6 +141,10 @@ def test_small_stdin_and_put_flags(seaweed, bucket, env):
     assert (head["CacheControl"], head["ContentEncoding"], head["ContentDisposition"]) == \
         ("no-cache", "gzip", "inline")
     assert client.get_object(Bucket=bucket, Key="notes/a.txt.gz")["Body"].read() == b"hello\n"
+    r = fasts3("cp", "-", f"s3://{bucket}/dry.txt", "--dry-run", env=env, stdin=b"x")
+    assert r.returncode == 0 and r.stdout.decode() == \
+        f"(dry run) upload: - -> s3://{bucket}/dry.txt\n"
+    assert not _exists(client, bucket, "dry.txt")
     r = fasts3("cp", "-", f"s3://{bucket}/notes/a.txt.gz", "-n", env=env, stdin=b"other")
     assert r.returncode == 0 and b"skip (exists)" in r.stdout
     assert client.get_object(Bucket=bucket, Key="notes/a.txt.gz")["Body"].read() == b"hello\n"

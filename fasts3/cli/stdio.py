@@ -81,6 +81,9 @@ def _download_stdout(args: argparse.Namespace, out: Output, url: str) -> int:
     from ..seekable import open_object
 
     record: dict[str, Any] = {"op": "download", "source": url, "dest": "-"}
+    if args.dry_run:
+        out.result(dict(record, dry_run=True), f"(dry run) download: {url} -> -")
+        return EXIT_OK
     started = time.monotonic()
     written = 0
     stdout = sys.stdout.buffer
