@@ -8,6 +8,7 @@ import gc
 import io
 import os
 import random
+import stat
 import threading
 import time
 
@@ -91,6 +92,9 @@ def test_parts_upload_in_parallel_while_writing(via, proxy, client, bucket, tmp_
             while len(_parts(proxy)) < 4 and time.monotonic() < deadline:
                 time.sleep(0.05)
             sent_before_close = len(_parts(proxy))
+            staged = _staged(s3.tmpdir)  # the last part, being filled (and maybe more)
+            assert staged and all(stat.S_IMODE(os.stat(os.path.join(s3.tmpdir, n)).st_mode)
+                                  == 0o600 for n in staged)
             assert open_uploads(client, bucket, "big.bin")  # started, not complete
             assert not _exists(client, bucket, "big.bin")
         assert sent_before_close >= 4  # 4 full parts left while the caller still held f
