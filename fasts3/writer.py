@@ -219,7 +219,7 @@ class S3Writer(io.BufferedIOBase):
         try:
             if self._error is not None:
                 raise self._error
-            if self._thread is None:
+            if self._number == 1:  # no part was shipped
                 self._put_whole()
             else:
                 if self._filled:
@@ -312,12 +312,12 @@ class S3Writer(io.BufferedIOBase):
                 files.discard(item[1])
                 raise self._error
             self._staged.add(item[1])
+            self._queue.put(item)
+            if self._thread is None:  # none, or it ended when it ran out of work
+                self._thread = threading.Thread(target=self._run, daemon=True,
+                                                name="fasts3-writer")
+                self._thread.start()
         self._progress.add_total(item[2])
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, daemon=True,
-                                            name="fasts3-writer")
-            self._thread.start()
-        self._queue.put(item)
 
     def _fail(self, error: BaseException) -> None:
         with self._cv:
@@ -327,9 +327,17 @@ class S3Writer(io.BufferedIOBase):
 
     # -- the uploader thread -----------------------------------------------------------
     def _run(self) -> None:
+        """The uploader thread: runs while there are parts to upload (it ends when none is
+        queued or in flight, so an idle writer holds no thread and can be collected), until
+        a stop, an abort or a failure (then it cleans up and aborts the upload)."""
         try:
             while True:
-                item = self._queue.get()
+                with self._cv:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        self._thread = None  # idle: the next full part starts a new thread
+                        return
                 if item is _STOP or self._aborting:
                     break
                 if self._upload_id is None:
@@ -338,14 +346,14 @@ class S3Writer(io.BufferedIOBase):
                     break
         except BaseException as e:  # noqa: BLE001 - reported to the writing thread
             self._fail(e)
-        finally:
-            self._drain()
-            with self._cv:
-                leftover, self._staged = self._staged, set()
-                self._cv.notify_all()
-            files.discard(*leftover)
-            if (self._error is not None or self._aborting) and self._upload_id is not None:
-                self._abort_upload()
+        self._drain()
+        with self._cv:  # stopping: nothing more will be uploaded
+            leftover, self._staged = self._staged, set()
+            self._thread = None
+            self._cv.notify_all()
+        files.discard(*leftover)
+        if (self._error is not None or self._aborting) and self._upload_id is not None:
+            self._abort_upload()
 
     def _create(self) -> None:
         op = CreateOp(self._url, self._bucket, self._key, self._headers)
@@ -413,9 +421,13 @@ class S3Writer(io.BufferedIOBase):
                 self._done_with(item[1])
 
     def _stop_uploader(self) -> None:
-        thread = self._thread
+        """Stop the uploader thread, if one runs, and wait for it (it finishes the parts in
+        flight first)."""
+        with self._cv:
+            thread = self._thread
+            if thread is not None:
+                self._queue.put(_STOP)
         if thread is not None and thread is not threading.current_thread():
-            self._queue.put(_STOP)
             thread.join()
 
     # -- finishing ---------------------------------------------------------------------

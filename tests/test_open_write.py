@@ -39,6 +39,13 @@ def _parts(proxy) -> list:
     return [r for r in list(proxy.records) if "partNumber" in r.query]
 
 
+def _wait_for_idle_uploader() -> None:
+    deadline = time.monotonic() + 30
+    while any(t.name == "fasts3-writer" for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "the uploader thread did not end"
+        time.sleep(0.05)
+
+
 @pytest.fixture
 def client(seaweed):
     return seaweed.client()
@@ -252,11 +259,18 @@ def test_unclosed_writer_is_aborted_by_gc_and_by_closing_the_client(client, buck
         g.write(b"abc")
         del g
         gc.collect()
+        g = s3.open("gc-parts.bin", "wb")
+        g.write(os.urandom(11 * MiB))  # two parts go up, then the uploader thread ends
+        _wait_for_idle_uploader()
+        assert open_uploads(client, bucket)
+        del g
+        gc.collect()
+        assert open_uploads(client, bucket) == []  # aborted by the finalizer, client open
         h = s3.open("left-open.bin", "wb")
         h.write(os.urandom(11 * MiB))
     assert h.closed  # closing the client aborted it
     assert open_uploads(client, bucket) == []
-    for key in ("dropped.bin", "gc.bin", "left-open.bin"):
+    for key in ("dropped.bin", "gc.bin", "gc-parts.bin", "left-open.bin"):
         assert not _exists(client, bucket, key)
 
 
