@@ -1,9 +1,10 @@
 """``S3.open(key, "wb")``: a write-only binary file that uploads while it is written.
 
 :class:`S3Writer` stages what is written in part files in the engine's temp directory (mode
-0600). Each full part is handed to an uploader thread that feeds it to a stream on the
-engine's worker pool (``Engine.stream``; ``engine/mpu_ops.py``), so parts upload in parallel
-while the caller keeps writing; each part file is deleted once uploaded.
+0600). Each full part is handed to a :class:`~fasts3.part_uploads.PartUploader`, whose thread
+feeds it to a stream on the engine's worker pool (``Engine.stream``; ``engine/mpu_ops.py``),
+so parts upload in parallel while the caller keeps writing; each part file is deleted once
+uploaded.
 
 * **Bounded.** At most ``window`` parts are queued or uploading; a ``write`` that fills a part
   beyond that waits for one to finish. Disk use is at most ``(window + 1) x`` the part size;
@@ -29,15 +30,14 @@ import errno
 import io
 import logging
 import os
-import queue
 import threading
 import weakref
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .engine import files
-from .engine.mpu_ops import AbortOp, CompleteOp, CreateOp, PartOp
 from .engine.upload_plan import PutOp
 from .errors import S3Error
+from .part_uploads import PartUploader
 from .urls import split_url
 
 if TYPE_CHECKING:
@@ -49,7 +49,6 @@ BUFFER = 1 * MiB  # bytes of small writes gathered before they reach the part fi
 MAX_PART = 5 << 30
 MAX_PARTS = 10_000
 PARTS_PER_STEP = 1000  # the part size doubles after each this many parts
-_STOP = object()
 
 _registry_lock = threading.Lock()
 _open_writers: weakref.WeakKeyDictionary[Any, weakref.WeakSet[S3Writer]] = \
@@ -116,25 +115,17 @@ class S3Writer(io.BufferedIOBase):
         self._bucket, self._key = split_url(url)
         self._headers = headers
         self._part_size = part_size
-        self._window = window
         self._size = 0
         self._file: BinaryIO | None = None  # the part being filled
         self._path: str | None = None
         self._filled = 0
         self._number = 1  # of the part being filled
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._cv = threading.Condition()
-        self._staged: set[str] = set()  # files of parts queued or uploading
-        self._inflight = 0
-        self._error: BaseException | None = None
-        self._aborting = False
         self._finished = False
         self._ended = False
-        self._upload_id: str | None = None
-        self._parts: dict[int, tuple[int, str, str | None]] = {}
-        self._thread: threading.Thread | None = None
         self._progress = engine.new_progress("upload", 1)
         self._sink = _Sink(self._progress)
+        self._uploader = PartUploader(engine, url, self._bucket, self._key, headers, window,
+                                      self._sink)
         _register(engine, self)
 
     # -- the file interface ------------------------------------------------------------
@@ -172,8 +163,8 @@ class S3Writer(io.BufferedIOBase):
     def _check(self) -> None:
         if self.closed:
             raise ValueError("I/O operation on closed file.")
-        if self._error is not None:
-            raise self._error
+        if self._uploader.error is not None:
+            raise self._uploader.error
 
     def write(self, b: Any) -> int:
         """Append ``b`` (any bytes-like object); return its length in bytes. Blocks while
@@ -198,7 +189,7 @@ class S3Writer(io.BufferedIOBase):
             if isinstance(e, S3Error):  # S3NotFound and S3AccessDenied are OSErrors too
                 raise
             error = _local_error(e, self._url)
-            self._fail(error)
+            self._uploader.fail(error)
             self.abort()
             raise error from None
         finally:
@@ -217,17 +208,14 @@ class S3Writer(io.BufferedIOBase):
         if self.closed or self._finished:
             return
         try:
-            if self._error is not None:
-                raise self._error
+            if self._uploader.error is not None:
+                raise self._uploader.error
             if self._number == 1:  # no part was shipped
                 self._put_whole()
             else:
                 if self._filled:
                     self._ship()
-                self._stop_uploader()
-                if self._error is not None:
-                    raise self._error
-                self._complete()
+                self._uploader.complete(self._size)
             self._finished = True
             self._progress.file_done()
         except BaseException:
@@ -242,13 +230,10 @@ class S3Writer(io.BufferedIOBase):
         request (it is logged)."""
         if self._finished:
             return
-        self._aborting = True
         self._finished = True
         try:
-            self._stop_uploader()
+            self._uploader.abort()
             self._discard_current()
-            if self._upload_id is not None:
-                self._abort_upload()
         finally:
             self._end()
 
@@ -298,137 +283,15 @@ class S3Writer(io.BufferedIOBase):
             files.discard(path)
 
     def _ship(self) -> None:
-        """Hand the filled part to the uploader (waiting for room in the window)."""
+        """Hand the filled part to the uploader (which waits for room in the window)."""
         assert self._file is not None and self._path is not None
         self._file.close()
-        item = (self._number, self._path, self._filled)
+        number, path, length = self._number, self._path, self._filled
         self._file, self._path = None, None
         self._number += 1
         self._filled = 0
-        with self._cv:
-            while len(self._staged) >= self._window and self._error is None:
-                self._cv.wait(0.5)
-            if self._error is not None:
-                files.discard(item[1])
-                raise self._error
-            self._staged.add(item[1])
-            self._queue.put(item)
-            if self._thread is None:  # none, or it ended when it ran out of work
-                self._thread = threading.Thread(target=self._run, daemon=True,
-                                                name="fasts3-writer")
-                self._thread.start()
-        self._progress.add_total(item[2])
-
-    def _fail(self, error: BaseException) -> None:
-        with self._cv:
-            if self._error is None:
-                self._error = error
-            self._cv.notify_all()
-
-    # -- the uploader thread -----------------------------------------------------------
-    def _run(self) -> None:
-        """The uploader thread: runs while there are parts to upload (it ends when none is
-        queued or in flight, so an idle writer holds no thread and can be collected), until
-        a stop, an abort or a failure (then it cleans up and aborts the upload)."""
-        try:
-            while True:
-                with self._cv:
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        self._thread = None  # idle: the next full part starts a new thread
-                        return
-                if item is _STOP or self._aborting:
-                    break
-                if self._upload_id is None:
-                    self._create()
-                if not self._stream(item):
-                    break
-        except BaseException as e:  # noqa: BLE001 - reported to the writing thread
-            self._fail(e)
-        self._drain()
-        with self._cv:  # stopping: nothing more will be uploaded
-            leftover, self._staged = self._staged, set()
-            self._thread = None
-            self._cv.notify_all()
-        files.discard(*leftover)
-        if (self._error is not None or self._aborting) and self._upload_id is not None:
-            self._abort_upload()
-
-    def _create(self) -> None:
-        op = CreateOp(self._url, self._bucket, self._key, self._headers)
-        try:
-            self._engine.run([op], "upload", progress=self._sink)
-        finally:
-            self._upload_id = op.upload_id
-
-    def _stream(self, first: Any) -> bool:
-        """Upload ``first`` and every part queued while parts are in flight; return when
-        none is left (True) or when the writer is stopping (False)."""
-        stop = []
-        upload_id = self._upload_id or ""
-
-        def feed() -> Any:
-            item = first
-            while True:
-                if item is _STOP or self._aborting:
-                    stop.append(True)
-                    return
-                number, path, length = item
-                self._inflight += 1
-                yield PartOp(self._url, self._bucket, self._key, upload_id, number, path,
-                             length)
-                item = None
-                while item is None:
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        if self._inflight == 0:
-                            return
-                        yield None  # nothing to start now: let the pool run
-
-        def unclaimed(op: PartOp) -> None:
-            self._done_with(op.path)
-
-        with self._engine.stream(feed(), "upload", window=self._window, fail_fast=True,
-                                 progress=self._sink, on_unclaimed=unclaimed) as parts:
-            for done in parts:
-                op: PartOp = done  # type: ignore[assignment]
-                self._inflight -= 1
-                self._done_with(op.path)
-                if op.error is not None:
-                    raise op.error
-                self._parts[op.number] = (op.number, op.etag or "", op.checksum)
-                if self._aborting:
-                    return False
-        return not stop
-
-    def _done_with(self, path: str) -> None:
-        files.discard(path)
-        with self._cv:
-            self._staged.discard(path)
-            self._cv.notify_all()
-
-    def _drain(self) -> None:
-        """Delete the files of parts still queued (the uploader is stopping; the files of
-        parts taken off the queue are deleted from ``_staged`` by ``_run``)."""
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            if item is not _STOP:
-                self._done_with(item[1])
-
-    def _stop_uploader(self) -> None:
-        """Stop the uploader thread, if one runs, and wait for it (it finishes the parts in
-        flight first)."""
-        with self._cv:
-            thread = self._thread
-            if thread is not None:
-                self._queue.put(_STOP)
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
+        self._uploader.submit(number, path, length)
+        self._progress.add_total(length)
 
     # -- finishing ---------------------------------------------------------------------
     def _put_whole(self) -> None:
@@ -445,24 +308,6 @@ class S3Writer(io.BufferedIOBase):
             self._path = None
             if path is not None:
                 files.discard(path)
-
-    def _complete(self) -> None:
-        parts = [self._parts[n] for n in sorted(self._parts)]
-        op = CompleteOp(self._url, self._bucket, self._key, self._upload_id or "", parts,
-                        self._size)
-        self._engine.run([op], "upload", progress=self._sink)
-        self._upload_id = None
-
-    def _abort_upload(self) -> None:
-        upload_id, self._upload_id = self._upload_id, None
-        op = AbortOp(self._url, self._bucket, self._key, upload_id or "")
-        try:
-            self._engine.run([op], "abort", fail_fast=False, progress=self._sink)
-        except Exception as e:  # noqa: BLE001 - e.g. the client is closed: say so
-            log.warning("could not abort the multipart upload of %s: %s", self._url, e)
-            return
-        if op.error is not None:
-            log.warning("could not abort the multipart upload of %s: %s", self._url, op.error)
 
 
 def _local_error(e: OSError, url: str) -> S3Error:
