@@ -4,26 +4,28 @@ pool and wraps the results in :class:`~fasts3.objects.S3Object` (Metaflow-compat
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 from collections.abc import Iterable
 from typing import IO, TYPE_CHECKING, Any, Literal
 
 from . import signals
 from .config import TransferConfig
-from .downloads import get_op, result_of
+from .downloads import get_files, get_op, head_op, info_result, result_of
 from .engine.engine import Engine, raise_first
 from .engine.listing import Listed, directory_request, run_listings
-from .engine.plan import GetOp, HeadOp
+from .engine.plan import GetOp
 from .errors import S3URLError
-from .headers import info_of
+from .headers import PutOptions
 from .objects import S3GetObject, S3Object, S3PutObject
 from .runroot import run_root
 from .streaming import ObjectStream, default_window, key_feed, recursive_stream
 from .uploads import check_value, put_item, run_puts
-from .urls import key_of, make_root, resolve, split_url
+from .urls import key_of, make_root, resolve
 
 if TYPE_CHECKING:
     from .seekable import S3File
+    from .writer import S3Writer
 
 KeyLike = str | S3GetObject | None
 """A key relative to the root (or a full ``s3://`` URL without one), an
@@ -284,75 +286,83 @@ class S3:
     def info_many(self, keys: Iterable[KeyLike],
                   return_missing: bool = False) -> list[S3Object]:
         """HEAD many objects in parallel; results in input order."""
-        ops = []
-        for item in keys:
-            url = self._url(key_of(item))
-            bucket, okey = split_url(url)
-            if not okey:
-                raise S3URLError("A bucket is not an object; give a key", url=url)
-            ops.append(HeadOp(url, bucket, okey, return_missing,
-                              getattr(item, "version_id", None)))
+        ops = [head_op(self._url(key_of(item)), item, return_missing) for item in keys]
         self._engine.run(ops, "info")
-        out = []
-        for op in ops:
-            if op.result is None:
-                out.append(S3Object(op.url, self._root, exists=False))
-            else:
-                out.append(S3Object(op.url, self._root, size=int(op.result.get(
-                    "content-length", 0)), exists=True, has_info=True, **info_of(op.result)))
-        return out
+        return [info_result(op, self._root) for op in ops]
 
     # -- uploads -----------------------------------------------------------------------
     def put(self, key: str | S3PutObject, obj: PutValue, overwrite: bool = True,
-            content_type: str | None = None, metadata: dict[str, Any] | None = None) -> str:
+            content_type: str | None = None, metadata: dict[str, Any] | None = None, *,
+            acl: str | None = None, cache_control: str | None = None,
+            content_encoding: str | None = None, content_disposition: str | None = None) -> str:
         """Upload ``obj`` (``str`` as UTF-8, ``bytes``, or a readable binary file) to ``key``;
         return its URL (also when ``overwrite=False`` left an existing object alone).
-        Anything else (``None`` included) raises :class:`S3InvalidObject` naming the URL."""
+        Anything else (``None`` included) raises :class:`S3InvalidObject` naming the URL.
+        ``acl`` (a canned ACL, e.g. ``"public-read"``), ``cache_control``,
+        ``content_encoding`` and ``content_disposition`` set those headers of the object."""
         name = key_of(key) or ""
         check_value(obj, name, self._url)
         url = self._url(name)
         item = S3PutObject(name, value=obj, content_type=content_type, metadata=metadata)
-        self._put_items([item], overwrite)
+        run_puts(self._engine, [item], overwrite, self._url,
+                 PutOptions(acl, cache_control, content_encoding, content_disposition))
         return url
 
     def put_many(self, key_objs: Iterable[tuple[str, PutValue] | S3PutObject],
-                 overwrite: bool = True) -> list[tuple[str, str]]:
+                 overwrite: bool = True, *, acl: str | None = None,
+                 cache_control: str | None = None, content_encoding: str | None = None,
+                 content_disposition: str | None = None) -> list[tuple[str, str]]:
         """Upload many values: ``(key, obj)`` pairs or :class:`S3PutObject`. Returns
-        ``[(key, url)]`` of what was uploaded, in input order."""
+        ``[(key, url)]`` of what was uploaded, in input order. The put options (see
+        :meth:`put`) apply to every object whose :class:`S3PutObject` leaves them unset."""
         items = [put_item(o, "value", self._url) for o in key_objs]
-        return self._put_items(items, overwrite)
+        return run_puts(self._engine, items, overwrite, self._url,
+                        PutOptions(acl, cache_control, content_encoding, content_disposition))
 
     def put_files(self, key_paths: Iterable[tuple[str, PathLike] | S3PutObject],
-                  overwrite: bool = True) -> list[tuple[str, str]]:
+                  overwrite: bool = True, *, acl: str | None = None,
+                  cache_control: str | None = None, content_encoding: str | None = None,
+                  content_disposition: str | None = None) -> list[tuple[str, str]]:
         """Upload local files: ``(key, path)`` pairs or :class:`S3PutObject` with ``path``. A
-        missing file raises :class:`S3NotFound` before anything is sent."""
+        missing file raises :class:`S3NotFound` before anything is sent. Put options as in
+        :meth:`put_many`."""
         items = [put_item(o, "path", self._url) for o in key_paths]
-        return self._put_items(items, overwrite)
+        return run_puts(self._engine, items, overwrite, self._url,
+                        PutOptions(acl, cache_control, content_encoding, content_disposition))
 
-    def _put_items(self, items: list[Any], overwrite: bool) -> list[tuple[str, str]]:
-        return run_puts(self._engine, items, overwrite, self._url)
+    def get_files(self, key_paths: Iterable[tuple[KeyLike, PathLike]],
+                  return_missing: bool = False, return_info: bool = True) -> list[S3Object]:
+        """Download ``(key, local_path)`` pairs (a key may be an :class:`S3GetObject` range)
+        straight to those paths, the mirror of :meth:`put_files`: each file appears by an
+        atomic rename once complete (parent directories are made) and stays after the
+        context closes. Results in input order, ``path`` absolute. A missing key raises
+        :class:`S3NotFound` unless ``return_missing``. See :func:`fasts3.downloads.get_files`."""
+        return get_files(self._engine, key_paths, self._url, self._root, return_missing,
+                         return_info)
 
     # -- more capabilities, each in its own module -------------------------------------
     def open(
-        self,
-        key: str,
-        *,
-        block_size: int = 256 * 1024,
-        cache_size: int = 64 * 1024 * 1024,
-        readahead: int = 16 * 1024 * 1024,
-        readahead_ratio: float = 1 / 16,
-        threads: int = 4,
-        initial: Literal["head", "tail"] = "head",
-        version_id: str | None = None,
-    ) -> S3File:
-        """A read-only, seekable binary file over one object, backed by ranged GETs pinned
-        to its ETag (see :func:`fasts3.seekable.open_object` for the options and errors)."""
-        from .seekable import open_object
+        self, key: str, mode: str = "rb", *, encoding: str | None = None,
+        errors: str | None = None, newline: str | None = None,
+        block_size: int = 256 * 1024, cache_size: int = 64 * 1024 * 1024,
+        readahead: int = 16 * 1024 * 1024, readahead_ratio: float = 1 / 16, threads: int = 4,
+        initial: Literal["head", "tail"] = "head", version_id: str | None = None,
+        content_type: str | None = None, metadata: dict[str, Any] | None = None,
+        acl: str | None = None, cache_control: str | None = None,
+        content_encoding: str | None = None, content_disposition: str | None = None,
+        part_size: int | None = None, window: int | None = None,
+    ) -> S3File | S3Writer | io.TextIOWrapper:
+        """Open one object as a file. ``"rb"``: a read-only, seekable binary file backed by
+        ranged GETs pinned to its ETag (options: :func:`fasts3.seekable.open_object`).
+        ``"wb"``: a writer whose parts upload in parallel while you write; the object (with
+        ``content_type``, ``metadata`` and the put options of :meth:`put`) appears on
+        ``close()``, and a ``with`` block left by an exception aborts it (``part_size``,
+        ``window``: :class:`fasts3.writer.S3Writer`). ``"r"``/``"w"``: the same in text
+        (``encoding`` default UTF-8, ``errors``, ``newline``). See ``fasts3.opening``."""
+        options = {k: v for k, v in locals().items() if k not in ("self", "key", "mode")}
+        from .opening import open_key
 
-        return open_object(self._engine, self._url(key), block_size=block_size,
-                           cache_size=cache_size, readahead=readahead,
-                           readahead_ratio=readahead_ratio, threads=threads, initial=initial,
-                           version_id=version_id)
+        return open_key(self._engine, self._url(key), mode, **options)
 
     def delete_many(self, keys: Iterable[KeyLike]) -> list[str]:
         """Delete objects, one DeleteObjects request per 1000 keys of a bucket, all in

@@ -10,6 +10,9 @@ On the way back, plain ``x-amz-meta-<name>`` headers written by other tools are 
 (lower-case names, string values; RFC 2047 ``=?UTF-8?B?...?=`` values, as S3 returns
 non-ASCII ones, are decoded) and merged with the JSON attributes, which win on a clash. An
 object without user metadata reports ``None``, as in Metaflow.
+
+:class:`PutOptions` are the other headers an upload may set: a canned ACL, Cache-Control,
+Content-Encoding and Content-Disposition (checked here, before anything is sent).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import base64
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from .engine.s3xml import parse_http_date
 from .errors import S3InvalidObject
@@ -28,6 +31,49 @@ METAFLOW_ATTRS = "metaflow-user-attributes"
 MAX_METADATA_BYTES = 2048
 _RFC2047 = re.compile(r"^=\?utf-8\?b\?([A-Za-z0-9+/=]*)\?=$", re.I)
 ENCRYPTION_VALUES = ("AES256", "aws:kms", "aws:kms:dsse")
+CANNED_ACLS = ("private", "public-read", "public-read-write", "authenticated-read",
+               "aws-exec-read", "bucket-owner-read", "bucket-owner-full-control")
+_HEADER_VALUE = re.compile(r"[\x20-\x7e\t]+")
+
+
+class PutOptions(NamedTuple):
+    """Headers of a new object besides its type, metadata and encryption. ``None`` leaves a
+    header out. ``acl`` is a canned ACL (:data:`CANNED_ACLS`); the others are sent as given
+    (printable ASCII: S3 returns them on GET and HEAD)."""
+
+    acl: str | None = None
+    cache_control: str | None = None
+    content_encoding: str | None = None
+    content_disposition: str | None = None
+
+    def over(self, defaults: PutOptions) -> PutOptions:
+        """These options, each unset one taken from ``defaults``."""
+        return PutOptions(*(mine if mine is not None else theirs
+                            for mine, theirs in zip(self, defaults, strict=True)))
+
+    @classmethod
+    def of(cls, item: Any) -> PutOptions:
+        """The options an :class:`~fasts3.S3PutObject` (or any object) carries as fields."""
+        return cls(*(getattr(item, name, None) for name in cls._fields))
+
+    def headers(self, url: str | None = None) -> dict[str, str]:
+        """The HTTP headers; raises :class:`S3InvalidObject` (naming ``url``) for an unknown
+        canned ACL or a value that is not a non-empty str of printable ASCII."""
+        out = {}
+        for name, header, value in zip(self._fields, _PUT_HEADERS, self, strict=True):
+            if value is None:
+                continue
+            if not isinstance(value, str) or not _HEADER_VALUE.fullmatch(value):
+                raise S3InvalidObject(f"{name} must be a non-empty str of printable ASCII, not "
+                                      f"{value!r:.80}", url=url)
+            if name == "acl" and value not in CANNED_ACLS:
+                raise S3InvalidObject(f"acl must be a canned ACL, one of {CANNED_ACLS}, not "
+                                      f"{value!r:.80}", url=url)
+            out[header] = value
+        return out
+
+
+_PUT_HEADERS = ("x-amz-acl", "cache-control", "content-encoding", "content-disposition")
 
 
 def metadata_headers(metadata: Mapping[str, Any] | None, url: str) -> dict[str, str]:
@@ -55,11 +101,14 @@ def metadata_headers(metadata: Mapping[str, Any] | None, url: str) -> dict[str, 
 
 
 def put_headers(
-    content_type: str, metadata: Mapping[str, Any] | None, encryption: str | None, url: str
+    content_type: str, metadata: Mapping[str, Any] | None, encryption: str | None, url: str,
+    options: PutOptions = PutOptions(),
 ) -> dict[str, str]:
-    """All headers of an upload: content type, metadata, server-side encryption."""
+    """All headers of an upload: content type, metadata, server-side encryption and the
+    :class:`PutOptions`."""
     headers = {"content-type": content_type}
     headers.update(metadata_headers(metadata, url))
+    headers.update(options.headers(url))
     if encryption:
         if encryption not in ENCRYPTION_VALUES:
             raise S3InvalidObject(f"encryption must be one of {ENCRYPTION_VALUES}", url=url)

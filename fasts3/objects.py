@@ -75,9 +75,14 @@ class S3PutObject:
     Exactly one of ``value`` and ``path`` must be given. ``metadata`` is a JSON-encodable
     dict with str names, stored as Metaflow stores it (names and JSON types kept; at most
     2 KB encoded, see ``fasts3.headers``). ``encryption`` is ``"AES256"`` or ``"aws:kms"``.
+    The keyword-only ``acl`` (a canned ACL such as ``"public-read"``), ``cache_control``,
+    ``content_encoding`` and ``content_disposition`` set those headers of the new object;
+    ``None`` takes the value given to the ``put*`` call (see
+    :class:`fasts3.headers.PutOptions`).
     """
 
-    __slots__ = ("key", "value", "path", "content_type", "encryption", "metadata")
+    __slots__ = ("key", "value", "path", "content_type", "encryption", "metadata", "acl",
+                 "cache_control", "content_encoding", "content_disposition")
 
     def __init__(
         self,
@@ -87,6 +92,11 @@ class S3PutObject:
         content_type: str | None = None,
         encryption: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        *,
+        acl: str | None = None,
+        cache_control: str | None = None,
+        content_encoding: str | None = None,
+        content_disposition: str | None = None,
     ) -> None:
         if (value is None) == (path is None):
             raise S3InvalidObject("S3PutObject needs exactly one of value= and path=", url=key)
@@ -96,6 +106,10 @@ class S3PutObject:
         self.content_type = content_type
         self.encryption = encryption
         self.metadata = dict(metadata) if metadata else None
+        self.acl = acl
+        self.cache_control = cache_control
+        self.content_encoding = content_encoding
+        self.content_disposition = content_disposition
 
     def __repr__(self) -> str:
         src = f"path={self.path!r}" if self.path is not None else "value=<...>"

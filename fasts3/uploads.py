@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from . import content_types
 from .engine.upload_plan import PutOp
 from .errors import S3Error, S3InvalidObject, S3NotFound, S3URLError
-from .headers import put_headers
+from .headers import PutOptions, put_headers
 from .objects import S3PutObject
 from .session import upload_headers
 from .urls import split_url
@@ -86,24 +86,19 @@ def build_put_op(
     item: Any,
     overwrite: bool,
     url_of: Callable[[str], str],
+    defaults: PutOptions = PutOptions(),
 ) -> PutOp:
     """The op uploading ``item`` with the engine's config and upload options (encryption,
-    KMS key, storage class); values to stage go to the engine's temp directory. ``url_of``
+    KMS key, storage class; ``defaults`` for the put options the item leaves unset, see
+    :func:`object_headers`); values to stage go to the engine's temp directory. ``url_of``
     resolves the item's key. Raises :class:`S3URLError`, :class:`S3NotFound` (missing local
     file) or :class:`S3InvalidObject` before anything is sent."""
     config = engine.config
-    encryption, kms_key_id, storage_class = engine.uploads
     if getattr(item, "path", None) is None:
         check_value(getattr(item, "value", None), item.key, url_of)
     url = url_of(item.key)
     bucket, okey = split_url(url)
-    if not okey:
-        raise S3URLError("Cannot upload to a bucket; give a key", url=url)
-    ctype = getattr(item, "content_type", None) or content_types.guess(okey)
-    headers = put_headers(ctype, getattr(item, "metadata", None),
-                          getattr(item, "encryption", None) or encryption, url)
-    headers.update(upload_headers(headers.get("x-amz-server-side-encryption"), kms_key_id,
-                                  storage_class))
+    headers = object_headers(engine, item, url, defaults)
     body, path = None, getattr(item, "path", None)
     if path is not None:
         path = os.fspath(path)
@@ -123,6 +118,26 @@ def build_put_op(
         else None
     return PutOp(url, bucket, okey, size, headers, body=body, path=path,
                  overwrite=overwrite, multipart_size=multipart)
+
+
+def object_headers(engine: Engine, item: Any, url: str,
+                   defaults: PutOptions = PutOptions()) -> dict[str, str]:
+    """The headers of the object ``item`` (an :class:`S3PutObject`-like) creates at ``url``:
+    content type (given, else guessed from the key), metadata, encryption, KMS key, storage
+    class and the :class:`~fasts3.headers.PutOptions` (the item's fields, else ``defaults``,
+    else the engine's). Raises :class:`S3URLError` for a bucket URL and
+    :class:`S3InvalidObject` for a bad value."""
+    encryption, kms_key_id, storage_class = engine.uploads[:3]
+    okey = split_url(url)[1]
+    if not okey:
+        raise S3URLError("Cannot upload to a bucket; give a key", url=url)
+    ctype = getattr(item, "content_type", None) or content_types.guess(okey)
+    options = PutOptions.of(item).over(defaults).over(PutOptions(*engine.uploads[3:]))
+    headers = put_headers(ctype, getattr(item, "metadata", None),
+                          getattr(item, "encryption", None) or encryption, url, options)
+    headers.update(upload_headers(headers.get("x-amz-server-side-encryption"), kms_key_id,
+                                  storage_class))
+    return headers
 
 
 def stage_value(value: Any, url: str, inline_limit: int,
@@ -172,15 +187,16 @@ def spill(path: str, url: str, size: int | None, write: Callable[[Any], object])
 
 
 def run_puts(engine: Engine, items: list[Any], overwrite: bool,
-             url_of: Callable[[str], str]) -> list[tuple[str, str]]:
-    """Upload ``items`` (validated first, see :func:`build_put_op`) as one batch; return
-    ``[(key, url)]`` of what was uploaded, in input order. Values staged in the temp
-    directory are removed as soon as the batch ends (else every large ``put`` would keep a
-    full copy on disk until the context closed)."""
+             url_of: Callable[[str], str],
+             defaults: PutOptions = PutOptions()) -> list[tuple[str, str]]:
+    """Upload ``items`` (validated first, see :func:`build_put_op`; ``defaults`` are the
+    put options of the call) as one batch; return ``[(key, url)]`` of what was uploaded, in
+    input order. Values staged in the temp directory are removed as soon as the batch ends
+    (else every large ``put`` would keep a full copy on disk until the context closed)."""
     ops: list[PutOp] = []
     try:
         for item in items:
-            ops.append(build_put_op(engine, item, overwrite, url_of))
+            ops.append(build_put_op(engine, item, overwrite, url_of, defaults))
         engine.run(ops, "put", total_bytes=sum(op.size for op in ops))
     finally:
         for item, op in zip(items, ops, strict=False):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
 import os
 import sys
@@ -26,7 +27,7 @@ from .common import (
     UsageError,
     error_fields,
 )
-from .parser import _global_options, build_parser
+from .parser import ParseError, _global_options, build_parser
 
 log = logging.getLogger("fasts3.cli")
 _handler: logging.Handler | None = None
@@ -78,7 +79,7 @@ def _add_zip(sub: Any) -> None:
     add(sub)
     for name in set(sub.choices) - before:
         parser = sub.choices[name]
-        parser.set_defaults(_fasts3_run=lambda args, out, run=run: _run_zip(run, args))
+        parser.set_defaults(_fasts3_run=lambda args, out, run=run: _run_zip(run, args, out))
         for p in (parser, *_nested(parser)):  # global options after `zip` and `zip ls`
             _global_options(p, sub=True)
 
@@ -88,10 +89,14 @@ def _nested(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
             for p in a.choices.values()]
 
 
-def _run_zip(run: Callable[..., Any], args: argparse.Namespace) -> Any:
+def _run_zip(run: Callable[..., Any], args: argparse.Namespace, out: Output) -> Any:
     from .common import open_client
 
     with open_client(args) as s3:
+        if args.json:
+            from .zipjson import run_zip_json
+
+            return run_zip_json(args, s3, out)
         return run(args, s3)
 
 
@@ -113,35 +118,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     130 interrupted (Ctrl-C); 141 stdout closed early; 143 terminated (SIGTERM; the same
     clean-up as Ctrl-C).
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(_add_zip)
     try:
         args = parser.parse_args(argv)
-    except SystemExit as e:  # --help (0) or a usage error (2)
+    except SystemExit as e:  # --help or --version (0)
         return e.code if isinstance(e.code, int) else EXIT_USAGE
+    except ParseError as e:
+        return _usage_error(e, _wants_json(argv), e.prog, e.usage)
     run: Callable[[argparse.Namespace, Output], Any] | None = getattr(args, "_fasts3_run", None)
     if run is None:
+        if args.json:
+            return _usage_error(UsageError("give a COMMAND"), True, "fasts3")
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     _setup_logging(args.verbose, args.quiet)
-    out = Output(json_mode=args.json, quiet=args.quiet)
+    out = Output(json_mode=args.json, quiet=args.quiet, data_on_stdout=_data_on_stdout(args))
     held = signals.hold()  # SIGTERM: the same clean-up as Ctrl-C, then exit 143
     try:
         code = run(args, out)
         out.flush()
         return int(code or 0)
     except signals.Terminated:
-        sys.stderr.write("fasts3: terminated\n")
+        _stopped(out, "terminated", "Terminated")
         return signals.EXIT_TERMINATED
     except (UsageError, S3URLError) as e:
-        sys.stderr.write(f"fasts3 {args.command}: error: {getattr(e, 'message', None) or e}"
-                         + (f" ({e.url})" if getattr(e, "url", None) else "")  # type: ignore[union-attr]
-                         + "\n")
-        return EXIT_USAGE
+        return _usage_error(e, args.json, f"fasts3 {args.command}")
     except S3Error as e:
         out.error(dict(url=e.url, **error_fields(e)), str(e))
         return EXIT_ERROR
     except KeyboardInterrupt:
-        sys.stderr.write("fasts3: interrupted\n")
+        _stopped(out, "interrupted", "Interrupted")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return _broken_pipe()
@@ -152,3 +159,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if held:
             signals.release()
+
+
+def _data_on_stdout(args: argparse.Namespace) -> bool:
+    """Whether the command writes an object's bytes to stdout (records then go to stderr)."""
+    if args.command == "cat":
+        return True
+    if args.command == "cp":
+        return args.paths[-1:] == ["-"]
+    return args.command == "zip" and getattr(args, "dest", None) == "-"
+
+
+def _wants_json(argv: Sequence[str]) -> bool:
+    """Whether ``--json`` is among the options (before a ``--`` that ends them)."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    return "--json" in argv[:end]
+
+
+def _usage_error(e: BaseException, json_mode: bool, prog: str, usage: str = "") -> int:
+    """Report a usage error: one JSON object on stdout with ``--json``, else the usage and
+    the message on stderr. Returns exit code 2."""
+    message = getattr(e, "message", None) or str(e)
+    url = getattr(e, "url", None)
+    if json_mode:
+        record = {"ok": False, "error": message, "code": "UsageError", "command": prog}
+        if url:
+            record["url"] = url
+        sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+    else:
+        sys.stderr.write(usage + f"{prog}: error: {message}" + (f" ({url})" if url else "")
+                         + "\n")
+    return EXIT_USAGE
+
+
+def _stopped(out: Output, what: str, code: str) -> None:
+    """Ctrl-C or SIGTERM ended the command: say so (as a JSON record with ``--json``)."""
+    if out.json:
+        out.error({"error": what, "code": code}, what)
+        out.flush()
+    else:
+        sys.stderr.write(f"fasts3: {what}\n")

@@ -86,6 +86,9 @@ def repo_root() -> str:
 
 def cmd_bench(args: argparse.Namespace, out: Output) -> int:
     """Run the benchmark harness (``python -m bench``) from the source checkout."""
+    if out.json:
+        raise UsageError("bench prints the harness's own report (and writes bench/RESULTS.md); "
+                         "--json does not apply")
     root = repo_root()
     if not os.path.isfile(os.path.join(root, "bench", "__main__.py")):
         raise UsageError("the bench harness ships with the source checkout (bench/), not with "

@@ -11,8 +11,17 @@ from ..engine.listing import directory_request, run_listings
 from ..errors import S3Error
 from ..sync import Entry, needs_transfer, plan_sync, scan_local
 from ..urls import local_path_for_key, split_url
-from .common import Filters, Output, UsageError, has_wildcard, is_s3, open_engine
+from .common import (
+    Filters,
+    Output,
+    UsageError,
+    check_put_flags,
+    has_wildcard,
+    is_s3,
+    open_engine,
+)
 from .expand import Listing, check_matched, expand_local, expand_s3, plan_s3
+from .stdio import cp_stdio, uses_stdio
 from .streamed import stream_downloads
 from .transfer import Job, Runner, Stats
 
@@ -37,6 +46,8 @@ def cmd_cp(args: argparse.Namespace, out: Output) -> int:
     """Copy objects and files: S3 -> local, local -> S3, S3 -> S3 (server side)."""
     if len(args.paths) < 2:
         raise UsageError("cp needs a SOURCE and a DEST")
+    if uses_stdio(args):
+        return cp_stdio(args, out)
     if getattr(args, "dask_scheduler", None):
         from ..distributed.cli import cp_dask
 
@@ -47,6 +58,7 @@ def cmd_cp(args: argparse.Namespace, out: Output) -> int:
         raise UsageError("sources must be all s3:// URLs or all local paths")
     src_s3, dst_s3 = kinds.pop(), is_s3(dest)
     kind = _kind(src_s3, dst_s3)
+    check_put_flags(args, kind)
     filters = Filters(args.filters)
     wild = not args.raw and any(has_wildcard(split_url(s)[1] if src_s3 else s)
                                 for s in sources)
@@ -140,6 +152,7 @@ def cmd_sync(args: argparse.Namespace, out: Output) -> int:
     src, dest = args.src, args.dest
     src_s3, dst_s3 = is_s3(src), is_s3(dest)
     kind = _kind(src_s3, dst_s3)
+    check_put_flags(args, kind)
     if not src_s3 and not os.path.isdir(src):
         raise UsageError(f"{src} is not a directory")
     filters = Filters(args.filters)

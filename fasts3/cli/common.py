@@ -149,25 +149,33 @@ class FilterAction(argparse.Action):
 class Output:
     """Where results go. Text: one readable line per result on stdout (``-q`` hides them),
     errors on stderr, a summary on stderr. ``--json``: one JSON object per line on stdout,
-    errors included (``"ok": false``), no summary."""
+    errors included (``"ok": false``), no summary. With ``data_on_stdout`` (the command
+    writes an object's bytes there: ``cat``, ``cp s3://b/k -``, ``zip get ... -``) results
+    and JSON records go to stderr instead."""
 
-    def __init__(self, json_mode: bool = False, quiet: bool = False) -> None:
+    def __init__(self, json_mode: bool = False, quiet: bool = False,
+                 data_on_stdout: bool = False) -> None:
         self.json = json_mode
         self.quiet = quiet
+        self.data_on_stdout = data_on_stdout
+
+    @property
+    def _records(self) -> Any:
+        return sys.stderr if self.data_on_stdout else sys.stdout
 
     def _write_json(self, obj: dict[str, Any]) -> None:
         try:
             line = json.dumps(obj, ensure_ascii=False, sort_keys=False)
-            sys.stdout.write(line + "\n")
+            self._records.write(line + "\n")
         except UnicodeEncodeError:
-            sys.stdout.write(json.dumps(obj) + "\n")
+            self._records.write(json.dumps(obj) + "\n")
 
     def result(self, obj: dict[str, Any], text: str | None) -> None:
         """One successful result."""
         if self.json:
             self._write_json(obj)
         elif text is not None and not self.quiet:
-            sys.stdout.write("\n".join(safe(line) for line in text.split("\n")) + "\n")
+            self._records.write("\n".join(safe(line) for line in text.split("\n")) + "\n")
 
     def error(self, obj: dict[str, Any], text: str) -> None:
         """One failed result (always shown)."""
@@ -179,7 +187,7 @@ class Output:
     def text(self, line: str) -> None:
         """A line for humans on stdout (text mode only; hidden by ``-q``)."""
         if not self.json and not self.quiet:
-            sys.stdout.write(safe(line) + "\n")
+            self._records.write(safe(line) + "\n")
 
     def note(self, text: str) -> None:
         """A summary or remark for humans (stderr; hidden by ``-q`` and ``--json``)."""
@@ -187,7 +195,7 @@ class Output:
             sys.stderr.write(text + "\n")
 
     def flush(self) -> None:
-        sys.stdout.flush()
+        self._records.flush()
 
 
 def error_fields(e: BaseException) -> dict[str, Any]:
@@ -207,7 +215,22 @@ def _client_options(args: argparse.Namespace, uploads: bool) -> dict[str, Any]:
         kwargs.update(encryption=getattr(args, "sse", None),
                       kms_key_id=getattr(args, "sse_kms_key_id", None),
                       storage_class=getattr(args, "storage_class", None))
+        kwargs.update((name, getattr(args, name, None)) for name in PUT_FLAGS)
     return kwargs
+
+
+PUT_FLAGS = ("acl", "cache_control", "content_encoding", "content_disposition")
+"""The put options of ``cp``/``sync`` (``--acl``, ``--cache-control``, ...)."""
+
+
+def check_put_flags(args: argparse.Namespace, kind: str) -> None:
+    """Put options only make sense for uploads: raise :class:`UsageError` if one is given
+    to a download or a server-side copy (which keeps the source's headers)."""
+    given = ["--" + name.replace("_", "-") for name in PUT_FLAGS
+             if getattr(args, name, None) is not None]
+    if given and kind != "upload":
+        raise UsageError(f"{', '.join(given)} only apply to uploads (local files or stdin "
+                         f"to s3://), not to a {kind}")
 
 
 def open_client(args: argparse.Namespace) -> S3:

@@ -6,9 +6,27 @@ from __future__ import annotations
 import argparse
 import textwrap
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
-from .common import FilterAction
+from ..headers import CANNED_ACLS
+from .common import FilterAction, UsageError
+
+
+class ParseError(UsageError):
+    """The command line does not parse; ``usage`` is the usage text of the (sub)command."""
+
+    def __init__(self, message: str, usage: str, prog: str) -> None:
+        super().__init__(message)
+        self.usage = usage
+        self.prog = prog
+
+
+class _Parser(argparse.ArgumentParser):
+    """Raises :class:`ParseError` instead of printing and exiting, so ``main`` can report it
+    as text or (with ``--json``) as one JSON object. Sub-parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ParseError(message, self.format_usage(), self.prog)
 
 EPILOG = """\
 exit codes:
@@ -90,6 +108,14 @@ def _upload_options(p: argparse.ArgumentParser) -> None:
                    help="KMS key id/ARN for new objects (implies --sse aws:kms)")
     g.add_argument("--storage-class", metavar="CLASS",
                    help="storage class of new objects, e.g. STANDARD_IA, INTELLIGENT_TIERING")
+    g.add_argument("--acl", choices=CANNED_ACLS, metavar="ACL",
+                   help="canned ACL of uploaded objects: " + ", ".join(CANNED_ACLS))
+    g.add_argument("--cache-control", metavar="VALUE",
+                   help="Cache-Control of uploaded objects, e.g. 'max-age=3600'")
+    g.add_argument("--content-encoding", metavar="VALUE",
+                   help="Content-Encoding of uploaded objects, e.g. gzip")
+    g.add_argument("--content-disposition", metavar="VALUE",
+                   help="Content-Disposition of uploaded objects, e.g. 'attachment'")
 
 
 def _command(sub: Any, name: str, run: Callable, summary: str, description: str,
@@ -108,7 +134,7 @@ def build_parser(extend: Callable[[Any], None] | None = None) -> argparse.Argume
     from .cmd_tools import cmd_bench, cmd_rm, cmd_server
     from .cmd_transfer import cmd_cp, cmd_sync
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="fasts3", formatter_class=_Formatter, epilog=EPILOG,
         description="Move data between S3 and this machine as fast as the machine and the "
                     "network allow.")

@@ -58,11 +58,16 @@ class ProgressSink(Protocol):
 
 
 class UploadOptions(NamedTuple):
-    """Server-side options applied to every object a client creates (uploads and copies)."""
+    """Server-side options applied to every object a client creates (uploads and copies);
+    the last four (see ``fasts3.headers.PutOptions``) are defaults of uploads only."""
 
     encryption: str | None = None
     kms_key_id: str | None = None
     storage_class: str | None = None
+    acl: str | None = None
+    cache_control: str | None = None
+    content_encoding: str | None = None
+    content_disposition: str | None = None
 
     def headers(self) -> dict[str, str]:
         """The headers for a new object (``x-amz-server-side-encryption``, KMS key, storage
@@ -100,17 +105,20 @@ class Engine:
         self._lock = threading.RLock()
         self._serial = itertools.count()
         self._tmpdir: str | None = files.make_staging_dir(tmproot)
+        self._at_close: list[Callable[[], None]] = []
 
     @classmethod
     def from_options(cls, config: TransferConfig, progress: bool | str | None,
                      tmproot: str, options: dict[str, Any]) -> Engine:
         """An engine from :class:`~fasts3.S3`-style keywords: ``encryption``, ``kms_key_id``
-        (implies ``aws:kms``) and ``storage_class`` become the upload options, the rest are
-        connection options."""
+        (implies ``aws:kms``), ``storage_class``, ``acl``, ``cache_control``,
+        ``content_encoding`` and ``content_disposition`` become the upload options, the rest
+        are connection options."""
         opts = dict(options)
         kms_key_id = opts.pop("kms_key_id", None)
         encryption = opts.pop("encryption", None) or ("aws:kms" if kms_key_id else None)
-        uploads = UploadOptions(encryption, kms_key_id, opts.pop("storage_class", None))
+        uploads = UploadOptions(encryption, kms_key_id, opts.pop("storage_class", None),
+                                *(opts.pop(name, None) for name in UploadOptions._fields[3:]))
         return cls(config, progress, opts, uploads, tmproot)
 
     # -- connection and credentials ----------------------------------------------------
@@ -239,9 +247,20 @@ class Engine:
     def closed(self) -> bool:
         return self._closed
 
+    def at_close(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` first thing in :meth:`close` (e.g. to abort an unfinished
+        ``open("wb")`` upload while the workers are still there). It must not raise."""
+        self._at_close.append(callback)
+
     def close(self) -> None:
         """Stop the workers and delete the temp directory (and every file in it).
         Idempotent."""
+        callbacks, self._at_close = self._at_close, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # noqa: BLE001 - closing goes on whatever a callback did
+                log.exception("a close callback failed")
         self._closed = True
         pool, self._pool = self._pool, None
         if pool is not None:
