@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 
 STAGING_PREFIX = "fasts3."
 _STAGING_NAME = re.compile(r"fasts3\.[a-z0-9_]{8}\Z")
@@ -35,25 +36,70 @@ def is_staging_dir(name: str) -> bool:
     return bool(_STAGING_NAME.match(name))
 
 
+def _free(directory: str) -> int:
+    st = os.statvfs(directory)
+    return st.f_bavail * st.f_frsize
+
+
 def check_space(path: str, need: int) -> None:
     """Raise ``OSError(ENOSPC)`` if ``path``'s directory has less than ``need`` bytes free."""
     if need <= 0:
         return
     directory = os.path.dirname(path) or "."
-    st = os.statvfs(directory)
-    free = st.f_bavail * st.f_frsize
+    free = _free(directory)
     if free < need:
-        raise OSError(errno.ENOSPC, f"Not enough free space for this object ({need} bytes "
-                      f"needed, {free} free)", directory)
+        raise _no_space(need, free, directory)
 
 
-def create(path: str, size: int) -> int:
-    """Create the temp file of a download of ``size`` bytes (free space checked, the file
-    preallocated to its final size so parts can land at their offsets); return its fd."""
-    check_space(path, size)
+def _no_space(need: int, free: int, directory: str) -> OSError:
+    return OSError(errno.ENOSPC, f"Not enough free space for this object ({need} bytes "
+                   f"needed, {free} free)", directory)
+
+
+class SpaceCheck:
+    """Free-space checks for a stream of downloads without a ``statvfs`` per object: the
+    free space of a directory is read at most every ``interval`` seconds and what each
+    download will take is subtracted from that estimate in between. A download of at least
+    ``large`` bytes, or one the estimate says does not fit, reads it again first, so a
+    refusal always rests on a fresh number. (Other writers can still fill the disk between
+    two reads: the write then fails with ENOSPC, which the caller reports the same way.)"""
+
+    def __init__(self, interval: float = 1.0, large: int = 8 << 20) -> None:
+        self.interval = interval
+        self.large = large
+        self._dirs: dict[str, tuple[float, int]] = {}
+
+    def check(self, path: str, need: int) -> None:
+        """Raise ``OSError(ENOSPC)`` if ``path``'s directory cannot take ``need`` bytes."""
+        if need <= 0:
+            return
+        directory = os.path.dirname(path) or "."
+        now = time.monotonic()
+        seen = self._dirs.get(directory)
+        fresh = seen is None or now - seen[0] > self.interval or need >= self.large or \
+            seen[1] < need
+        if fresh:
+            seen = (now, _free(directory))
+        assert seen is not None
+        if seen[1] < need:
+            self._dirs[directory] = seen
+            raise _no_space(need, seen[1], directory)
+        self._dirs[directory] = (seen[0], seen[1] - need)
+
+
+def create(path: str, size: int, preallocate: bool = True,
+           space: SpaceCheck | None = None) -> int:
+    """Create the temp file of a download of ``size`` bytes and return its fd: free space
+    checked (by ``space``, else with one ``statvfs``) and, with ``preallocate``, the file
+    grown to its final size so parts can land at their offsets (a download that arrives in
+    one answer is written in order and needs neither)."""
+    if space is not None:
+        space.check(path, size)
+    else:
+        check_space(path, size)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
     try:
-        if size > 0:
+        if size > 0 and preallocate:
             os.ftruncate(fd, size)
     except BaseException:
         os.close(fd)

@@ -96,7 +96,7 @@ class RangeReader:
                 raise self.changed("the ETag no longer matches", 412) from None
             raise
         h = resp.headers
-        length = framing.body_length(self._tr, self.bucket, resp)
+        length = framing.body_length(resp, lambda: self._tr.discard(self.bucket))
         m = _CONTENT_RANGE.match(h.get("content-range", ""))
         cap = None
         if resp.status == 206 and m:

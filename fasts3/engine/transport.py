@@ -1,11 +1,16 @@
-"""The hot path: signed HTTP/1.1 requests on keep-alive connections, bodies streamed straight
-into files (``readinto`` a reused buffer, ``os.pwrite`` at offsets) or out of them
-(``socket.sendfile``), never whole objects in memory.
+"""Signed HTTP/1.1 requests to one endpoint, and the failures they raise.
 
-One :class:`Transport` lives in each worker process and is shared by its threads; each thread
-has its own connection per host. Failed responses raise :class:`HTTPFailure` with the S3 error
-code parsed from the body; network failures raise :class:`NetworkFailure`. Both say whether a
-retry may help (``transient``).
+* :class:`Signing` -- what both transports share: addressing (path or virtual style, the
+  bucket's learned region), SigV4 signing (:meth:`Signing.prepare`) and the mapping of a
+  socket/TLS exception to a :class:`NetworkFailure` (:meth:`Signing.failure`).
+* :class:`Transport` -- blocking ``http.client`` keep-alive connections, one per host and
+  calling thread, bodies streamed into files (``readinto`` a reused buffer, ``os.pwrite``) or
+  out of them (``socket.sendfile``). The parent's range reads (``ranged.py``, ``open()``)
+  use it; worker processes use the event-loop transport (``aiotransport.py``).
+
+Failed responses raise :class:`HTTPFailure` with the S3 error code parsed from the body;
+network failures raise :class:`NetworkFailure`. Both say whether a retry may help
+(``transient``).
 """
 
 from __future__ import annotations
@@ -93,9 +98,16 @@ class Response(NamedTuple):
     headers: dict[str, str]
     raw: http.client.HTTPResponse
 
+    @property
+    def chunked(self) -> bool:
+        """Whether the body is framed by chunked encoding."""
+        return bool(self.raw.chunked)
 
-class Transport:
-    """Signed S3 requests for one endpoint, shared by the threads of one worker."""
+
+class Signing:
+    """What both transports share: the endpoint, the signer, the regions learned from
+    redirects (``regions.py``), the worker-wide checksum options, and how a request is
+    addressed and signed (:meth:`prepare`)."""
 
     def __init__(
         self,
@@ -111,9 +123,66 @@ class Transport:
         # Worker-wide options the handlers read (see checksums.py).
         self.verify_checksums = "fast"  # "off" | "fast" | "all": see checksums.for_download
         self.upload_checksums = "crc32"  # "off" | "crc32" | "md5": see checksums.upload_headers
-        self._local = threading.local()
         self._ssl = network.ssl_context(endpoint.verify) if endpoint.scheme == "https" else None
         self._regions = regions.BucketRegions(endpoint)
+
+    def _target(self, bucket: str, key: str) -> tuple[str, str]:
+        ep = self.endpoint
+        base = self._regions.host(bucket)
+        if ep.path_style or "." in bucket:
+            return base, quote_path(f"/{bucket}/{key}" if key else f"/{bucket}")
+        return f"{bucket}.{base}", quote_path("/" + key)
+
+    def prepare(self, method: str, bucket: str, key: str, query: dict[str, str] | None,
+                headers: dict[str, str] | None, body_length: int | None,
+                payload_hash: str | None) -> tuple[str, str, dict[str, str]]:
+        """``(host, request target, headers)`` of a signed request (``host`` header
+        included) for ``bucket``'s current region; ``body_length`` None: no body."""
+        host, path = self._target(bucket, key)
+        qs = canonical_query(query)
+        hdrs = dict(headers) if headers else {}
+        hdrs.update(self.endpoint.headers)
+        if body_length is not None:
+            hdrs["content-length"] = str(body_length)
+        elif method in ("PUT", "POST"):
+            hdrs["content-length"] = "0"
+        host_header = host if self.endpoint.port in (80, 443) else f"{host}:{self.endpoint.port}"
+        signer = self._regions.signer(bucket, self.signer)
+        signer.sign(method, host_header, path, qs, hdrs, payload_hash or UNSIGNED)
+        hdrs["host"] = host_header
+        return host, path + ("?" + qs if qs else ""), hdrs
+
+    def failure(self, exc: BaseException, host: str, connecting: bool = False,
+                code: str | None = None) -> NetworkFailure:
+        """The :class:`NetworkFailure` for a socket/TLS/HTTP exception (``network.py``
+        decides the code and whether it is transient); ``code`` (e.g. ``ShortBody`` for a
+        failure mid-body) replaces a reset, timeout or generic code, not ``SSLError``."""
+        found, transient, message = network.classify(exc, f"{host}:{self.endpoint.port}",
+                                                     connecting)
+        if code and found in ("ConnectionReset", "Timeout", "NetworkError"):
+            found = code
+        return NetworkFailure(found, message, transient)
+
+
+def error_answer(status: int, reason: str, headers: dict[str, str], data: bytes) -> HTTPFailure:
+    """The :class:`HTTPFailure` of an error answer (``status`` >= 300) and its body."""
+    s3_code, s3_message = s3xml.parse_error(data)
+    return HTTPFailure(status, s3_code or str(status), s3_message or reason, headers)
+
+
+class Transport(Signing):
+    """Signed S3 requests for one endpoint on blocking ``http.client`` connections, one per
+    host and calling thread (used by ``ranged.py`` in the parent process)."""
+
+    def __init__(
+        self,
+        endpoint: EndpointSpec,
+        signer: Signer,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 60.0,
+    ) -> None:
+        super().__init__(endpoint, signer, connect_timeout, read_timeout)
+        self._local = threading.local()
 
     # -- connections -------------------------------------------------------------------
     def _connection(self, host: str) -> tuple[http.client.HTTPConnection, bool]:
@@ -138,20 +207,9 @@ class Transport:
             conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except (OSError, http.client.HTTPException) as e:
             conn.close()
-            raise self._failure(e, host, connecting=True) from None
+            raise self.failure(e, host, connecting=True) from None
         conns[host] = conn
         return conn, False
-
-    def _failure(self, exc: BaseException, host: str, connecting: bool = False,
-                 code: str | None = None) -> NetworkFailure:
-        """The :class:`NetworkFailure` for a socket/TLS/HTTP exception (``network.py``
-        decides the code and whether it is transient); ``code`` (e.g. ``ShortBody`` for a
-        failure mid-body) replaces a reset, timeout or generic code, not ``SSLError``."""
-        found, transient, message = network.classify(exc, f"{host}:{self.endpoint.port}",
-                                                     connecting)
-        if code and found in ("ConnectionReset", "Timeout", "NetworkError"):
-            found = code
-        return NetworkFailure(found, message, transient)
 
     def _drop(self, host: str) -> None:
         conn = getattr(self._local, "conns", {}).pop(host, None)
@@ -176,13 +234,6 @@ class Transport:
         return buf
 
     # -- requests ----------------------------------------------------------------------
-    def _target(self, bucket: str, key: str) -> tuple[str, str]:
-        ep = self.endpoint
-        base = self._regions.host(bucket)
-        if ep.path_style or "." in bucket:
-            return base, quote_path(f"/{bucket}/{key}" if key else f"/{bucket}")
-        return f"{bucket}.{base}", quote_path("/" + key)
-
     def send(
         self,
         method: str,
@@ -203,32 +254,21 @@ class Transport:
         ``x-amz-bucket-region``, see ``regions.py``) is followed once and remembered for the
         bucket. Network problems raise :class:`NetworkFailure`.
         """
+        used = self._regions.region(bucket)
         try:
             return self._send(method, bucket, key, query, headers, body, body_file,
                               payload_hash)
         except HTTPFailure as e:
-            if not self._regions.learn(bucket, e.status, e.code, e.headers):
+            if not self._regions.learn(bucket, e.status, e.code, e.headers, used):
                 raise
         return self._send(method, bucket, key, query, headers, body, body_file, payload_hash)
 
     def _send(self, method: str, bucket: str, key: str, query: dict[str, str] | None,
               headers: dict[str, str] | None, body: bytes | None,
               body_file: tuple[int, int, int] | None, payload_hash: str | None) -> Response:
-        host, path = self._target(bucket, key)
-        qs = canonical_query(query)
-        hdrs = dict(headers) if headers else {}
-        hdrs.update(self.endpoint.headers)
-        if body is not None:
-            hdrs["content-length"] = str(len(body))
-        elif body_file is not None:
-            hdrs["content-length"] = str(body_file[2])
-        elif method in ("PUT", "POST"):
-            hdrs["content-length"] = "0"
-        host_header = host if self.endpoint.port in (80, 443) else f"{host}:{self.endpoint.port}"
-        signer = self._regions.signer(bucket, self.signer)
-        signer.sign(method, host_header, path, qs, hdrs, payload_hash or UNSIGNED)
-        hdrs["host"] = host_header
-        target = path + ("?" + qs if qs else "")
+        size = len(body) if body is not None else body_file[2] if body_file else None
+        host, target, hdrs = self.prepare(method, bucket, key, query, headers, size,
+                                          payload_hash)
         for attempt in (0, 1):
             conn, reused = self._connection(host)
             try:
@@ -249,10 +289,10 @@ class Transport:
                 self._drop(host)
                 if reused and attempt == 0:
                     continue  # stale keep-alive connection: once more on a fresh one
-                raise self._failure(e, host) from None
+                raise self.failure(e, host) from None
             except (OSError, http.client.HTTPException) as e:
                 self._drop(host)
-                raise self._failure(e, host) from None
+                raise self.failure(e, host) from None
         resp_headers = {k.lower(): v for k, v in raw.getheaders()}
         if raw.will_close:
             # The server will close; forget the connection once the body is read.
@@ -265,9 +305,7 @@ class Transport:
             except (OSError, http.client.HTTPException):
                 self._drop(host)
                 data = b""
-            s3_code, s3_message = s3xml.parse_error(data)
-            raise HTTPFailure(raw.status, s3_code or str(raw.status),
-                              s3_message or str(raw.reason or ""), resp_headers)
+            raise error_answer(raw.status, str(raw.reason or ""), resp_headers, data)
         return Response(raw.status, resp_headers, raw)
 
     @staticmethod
@@ -335,7 +373,7 @@ class Transport:
                 data += resp.raw.read()
         except (OSError, http.client.HTTPException) as e:
             self._drop(host)
-            raise self._failure(e, host, code="ShortBody") from None
+            raise self.failure(e, host, code="ShortBody") from None
         expected = resp.headers.get("content-length")
         if expected is not None and int(expected) != len(data):
             self._drop(self._target(bucket, "")[0])
@@ -369,7 +407,7 @@ class Transport:
                 try:
                     n = raw.readinto(buf[: min(remaining, BUFFER_SIZE)])
                 except (OSError, http.client.HTTPException) as e:
-                    raise self._failure(e, host, code="ShortBody") from None
+                    raise self.failure(e, host, code="ShortBody") from None
                 if not n:
                     if length is None:
                         break
@@ -391,7 +429,7 @@ class Transport:
                 try:
                     extra = raw.read(1)
                 except (OSError, http.client.HTTPException) as e:
-                    raise self._failure(e, host, code="ShortBody") from None
+                    raise self.failure(e, host, code="ShortBody") from None
                 if extra:
                     raise NetworkFailure("BadRange", "the body is longer than announced")
         except BaseException:
