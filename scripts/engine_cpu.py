@@ -32,7 +32,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+sys.path.insert(0, os.environ.get("PYTHONPATH", ROOT).split(os.pathsep)[0])
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 KiB, MiB = 1 << 10, 1 << 20
@@ -155,7 +155,8 @@ def _profile(s3, directory: str, what: str) -> None:
 
 def run_child(spec: dict, env: dict) -> dict:
     proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)],
-                          capture_output=True, text=True, env=env, cwd=ROOT, check=False)
+                          capture_output=True, text=True, env=env, check=False,
+                          cwd=tempfile.gettempdir())  # not a checkout: -m imports from cwd
     if proc.returncode:
         return {"what": spec["what"], "error": proc.stderr[-2000:]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -170,6 +171,7 @@ def main() -> None:
     p.add_argument("--env", action="append", default=[])
     p.add_argument("--profile")
     p.add_argument("--tmproot")
+    p.add_argument("--code", help="import fasts3 from this checkout (A/B against an old one)")
     a = p.parse_args()
     if a.child:
         print(json.dumps(child(json.loads(a.child))))
@@ -181,7 +183,7 @@ def main() -> None:
 
         server = start_seaweedfs()
         endpoint = server.endpoint_url
-    env = dict(os.environ, PYTHONPATH=ROOT)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([a.code or ROOT, ROOT]))
     env.update(e.split("=", 1) for e in a.env)
     try:
         seed(endpoint)

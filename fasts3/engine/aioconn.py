@@ -1,5 +1,6 @@
-"""Keep-alive HTTP/1.1 connections on a worker's event loop: non-blocking sockets driven by
-asyncio, TLS through ``ssl`` (asyncio's SSL transport), framing by ``http1.py``.
+"""One keep-alive HTTP/1.1 connection on a worker's event loop: a non-blocking socket driven
+by asyncio, TLS through ``ssl`` (asyncio's SSL transport), framing by ``http1.py``; kept in
+a :class:`~fasts3.engine.aiopool.ConnectionPool`.
 
 * :class:`Connection` is an ``asyncio.BufferedProtocol``. The loop reads straight into the
   pool's one shared buffer: every read is consumed before the next can happen (one thread,
@@ -8,10 +9,8 @@ asyncio, TLS through ``ssl`` (asyncio's SSL transport), framing by ``http1.py``.
   with ``os.pwrite``, memory) or, until one is attached, to a small per-connection backlog
   (reading pauses above ``BACKLOG_MAX``). Uploads leave a file with ``os.sendfile`` on
   plain TCP (zero copy), or in ``pread`` chunks through TLS.
-* :class:`ConnectionPool` keeps idle connections per host (last in, first out), resolves
-  host names once a minute (addresses used in turn), and aborts a busy connection that
-  stays silent longer than ``read_timeout`` (:meth:`ConnectionPool.tick`, called by the
-  worker a few times per second: no timer per read).
+* The pool aborts a busy connection that stays silent longer than ``read_timeout``
+  (``silent`` counts the seconds; no timer per read).
 
 Failures reach the caller as :class:`~fasts3.engine.transport.NetworkFailure` (classified
 by ``network.py``; a failure mid-body is ``ShortBody``), or as ``OSError`` for local file
@@ -23,21 +22,20 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
-import socket
-import ssl
 import stat
-import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import http1, network
 from .http1 import CHUNKED, LENGTH, NO_BODY, UNTIL_CLOSE, Head
 from .transport import LocalFileError, NetworkFailure
 
+if TYPE_CHECKING:
+    from .aiopool import ConnectionPool
+
 BUFFER_SIZE = 1 << 20
 BACKLOG_MAX = 256 << 10
 SENDFILE_CHUNK = 8 << 20
-DNS_TTL = 60.0
 IDLE, SENDING, HEAD, BODY, DONE, BROKEN = range(6)
 _NETWORK_ERRNOS = frozenset({errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ETIMEDOUT,
                              errno.ECONNABORTED, errno.EHOSTUNREACH, errno.ENETUNREACH})
@@ -384,99 +382,3 @@ class Connection(asyncio.BufferedProtocol):
             length -= len(data)
             self.silent = 0.0
             await self._drained()
-
-
-class ConnectionPool:
-    """Keep-alive connections of one worker to the hosts of one endpoint (see the module
-    doc). ``ssl_context`` None: plain TCP."""
-
-    def __init__(self, port: int, ssl_context: ssl.SSLContext | None, connect_timeout: float,
-                 read_timeout: float) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.port = port
-        self.ssl = ssl_context
-        self.connect_timeout = connect_timeout
-        self.read_timeout = read_timeout
-        self.buffer = bytearray(BUFFER_SIZE)
-        self.view = memoryview(self.buffer)
-        self.idle: dict[str, list[Connection]] = {}
-        self.busy: set[Connection] = set()
-        self._addrs: dict[str, tuple[float, list[str], int]] = {}
-
-    async def acquire(self, host: str) -> Connection:
-        """An idle connection to ``host`` (``reused``), else a new one."""
-        idle = self.idle.get(host)
-        while idle:
-            conn = idle.pop()
-            if not conn.closed:
-                conn.reused = True
-                return conn
-        return await self._connect(host)
-
-    def release(self, conn: Connection) -> None:
-        """Done with ``conn``: back to the idle list if its answer was read to the end and
-        the server keeps it open, else closed (aborted: unread data is dropped)."""
-        self.busy.discard(conn)
-        if conn.state == DONE and conn.reusable and not conn.closed:
-            conn.state = IDLE
-            conn.sink = None
-            self.idle.setdefault(conn.host, []).append(conn)
-        elif not conn.closed:
-            conn.closed = True
-            conn.transport.abort()
-
-    async def _connect(self, host: str) -> Connection:
-        where = f"{host}:{self.port}"
-        try:
-            addr = await self._resolve(host)
-            _, conn = await asyncio.wait_for(self.loop.create_connection(
-                lambda: Connection(self, host, where), addr, self.port, ssl=self.ssl,
-                server_hostname=host if self.ssl is not None else None),
-                self.connect_timeout)
-        except (OSError, TimeoutError) as e:  # ssl.SSLError and gaierror are OSErrors
-            code, transient, message = network.classify(e, where, True)
-            raise NetworkFailure(code, message, transient) from None
-        return conn
-
-    async def _resolve(self, host: str) -> str:
-        """An address of ``host`` (the name itself for an IP literal); lookups are cached
-        for ``DNS_TTL`` seconds and their addresses used in turn."""
-        if _is_ip(host):
-            return host
-        now = time.monotonic()
-        cached = self._addrs.get(host)
-        if cached is None or cached[0] < now:
-            infos = await self.loop.getaddrinfo(host, self.port, type=socket.SOCK_STREAM)
-            addrs = list(dict.fromkeys(str(info[4][0]) for info in infos))
-            cached = (now + DNS_TTL, addrs, 0)
-        expiry, addrs, turn = cached
-        self._addrs[host] = (expiry, addrs, turn + 1)
-        return addrs[turn % len(addrs)]
-
-    def tick(self, seconds: float) -> None:
-        """``seconds`` passed: abort busy connections silent for longer than
-        ``read_timeout`` (a request waiting on its answer, a body being read or sent)."""
-        for conn in list(self.busy):
-            if conn.state in (SENDING, HEAD) or (conn.state == BODY and conn.sink):
-                conn.silent += seconds
-                if conn.silent > self.read_timeout:
-                    conn.abort(TimeoutError(f"no data for {self.read_timeout:g} s"))
-
-    def close(self) -> None:
-        """Drop every connection."""
-        for conn in [c for idle in self.idle.values() for c in idle] + list(self.busy):
-            if not conn.closed and conn.transport is not None:
-                conn.closed = True
-                conn.transport.abort()
-        self.idle.clear()
-        self.busy.clear()
-
-
-def _is_ip(host: str) -> bool:
-    for family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            socket.inet_pton(family, host)
-            return True
-        except OSError:
-            continue
-    return False

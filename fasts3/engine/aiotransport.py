@@ -17,7 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 from . import aioconn, files
-from .aioconn import Connection, ConnectionPool, Stale
+from .aioconn import Connection, Stale
+from .aiopool import ConnectionPool
 from .http1 import CHUNKED, LENGTH, UNTIL_CLOSE, request_head
 from .sigv4 import Signer
 from .transport import EndpointSpec, HTTPFailure, NetworkFailure, Signing, error_answer

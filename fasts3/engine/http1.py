@@ -134,6 +134,8 @@ class ChunkedDecoder:
                 if not self._left:
                     self._state = self._CRLF
                 continue
+            if state == self._CRLF and buf[pos] not in b"\r\n":
+                raise _bad("chunk not followed by CRLF")
             nl = buf.find(b"\n", pos, end)
             if nl < 0:
                 self._line += buf[pos:end]

@@ -4,9 +4,9 @@
   bucket's learned region), SigV4 signing (:meth:`Signing.prepare`) and the mapping of a
   socket/TLS exception to a :class:`NetworkFailure` (:meth:`Signing.failure`).
 * :class:`Transport` -- blocking ``http.client`` keep-alive connections, one per host and
-  calling thread, bodies streamed into files (``readinto`` a reused buffer, ``os.pwrite``) or
-  out of them (``socket.sendfile``). The parent's range reads (``ranged.py``, ``open()``)
-  use it; worker processes use the event-loop transport (``aiotransport.py``).
+  calling thread, small bodies read into memory. The parent's range reads (``ranged.py``,
+  ``open()``) use it; worker processes move bytes with the event-loop transport
+  (``aiotransport.py``).
 
 Failed responses raise :class:`HTTPFailure` with the S3 error code parsed from the body;
 network failures raise :class:`NetworkFailure`. Both say whether a retry may help
@@ -15,15 +15,10 @@ network failures raise :class:`NetworkFailure`. Both say whether a retry may hel
 
 from __future__ import annotations
 
-import errno
 import http.client
-import os
 import socket
-import ssl
-import stat
 import threading
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from . import network, regions, s3xml
 from .sigv4 import UNSIGNED, Signer, canonical_query, quote_path
@@ -226,13 +221,6 @@ class Transport(Signing):
         for host in list(getattr(self._local, "conns", {})):
             self._drop(host)
 
-    def buffer(self) -> memoryview:
-        """This thread's reusable read buffer (``BUFFER_SIZE`` bytes)."""
-        buf = getattr(self._local, "buf", None)
-        if buf is None:
-            buf = self._local.buf = memoryview(bytearray(BUFFER_SIZE))
-        return buf
-
     # -- requests ----------------------------------------------------------------------
     def send(
         self,
@@ -242,31 +230,28 @@ class Transport(Signing):
         query: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
         body: bytes | None = None,
-        body_file: tuple[int, int, int] | None = None,
         payload_hash: str | None = None,
     ) -> Response:
         """Send one request and read the response headers (not the body).
 
-        ``body_file`` is ``(fd, offset, length)``: that slice of an open file is sent with
-        ``sendfile``. Error statuses (>= 300) raise :class:`HTTPFailure` after reading the
-        (small) error body. A reused keep-alive connection the server had closed is retried
+        Error statuses (>= 300) raise :class:`HTTPFailure` after reading the (small) error
+        body. A reused keep-alive connection the server had closed is retried
         once on a fresh connection. A redirect to the bucket's region (301 or 400 with
         ``x-amz-bucket-region``, see ``regions.py``) is followed once and remembered for the
         bucket. Network problems raise :class:`NetworkFailure`.
         """
         used = self._regions.region(bucket)
         try:
-            return self._send(method, bucket, key, query, headers, body, body_file,
-                              payload_hash)
+            return self._send(method, bucket, key, query, headers, body, payload_hash)
         except HTTPFailure as e:
             if not self._regions.learn(bucket, e.status, e.code, e.headers, used):
                 raise
-        return self._send(method, bucket, key, query, headers, body, body_file, payload_hash)
+        return self._send(method, bucket, key, query, headers, body, payload_hash)
 
     def _send(self, method: str, bucket: str, key: str, query: dict[str, str] | None,
               headers: dict[str, str] | None, body: bytes | None,
-              body_file: tuple[int, int, int] | None, payload_hash: str | None) -> Response:
-        size = len(body) if body is not None else body_file[2] if body_file else None
+              payload_hash: str | None) -> Response:
+        size = len(body) if body is not None else None
         host, target, hdrs = self.prepare(method, bucket, key, query, headers, size,
                                           payload_hash)
         for attempt in (0, 1):
@@ -278,13 +263,8 @@ class Transport(Signing):
                 conn.endheaders()
                 if body:
                     conn.sock.sendall(body)
-                elif body_file is not None:
-                    self._send_file(conn, *body_file)
                 raw = conn.getresponse()
                 break
-            except LocalFileError:
-                self._drop(host)  # the request went out incomplete
-                raise
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as e:
                 self._drop(host)
                 if reused and attempt == 0:
@@ -308,36 +288,6 @@ class Transport(Signing):
             raise error_answer(raw.status, str(raw.reason or ""), resp_headers, data)
         return Response(raw.status, resp_headers, raw)
 
-    @staticmethod
-    def _send_file(conn: http.client.HTTPConnection, fd: int, offset: int, length: int) -> None:
-        """Send ``length`` bytes of ``fd`` from ``offset``; local read problems raise
-        :class:`LocalFileError`, socket problems ``OSError``."""
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise LocalFileError(errno.EISDIR, "not a regular file")
-        if length == 0:
-            return  # an empty file (sendfile refuses a count of 0)
-        sock = conn.sock
-        if isinstance(sock, ssl.SSLSocket):
-            buf = bytearray(min(length, BUFFER_SIZE))
-            mv = memoryview(buf)
-            while length:
-                try:
-                    n = os.preadv(fd, [mv[: min(length, len(buf))]], offset)
-                except OSError as e:
-                    raise LocalFileError(e.errno, e.strerror) from None
-                if n <= 0:
-                    raise LocalFileError(errno.EIO, "local file shrank during upload")
-                sock.sendall(mv[:n])
-                offset += n
-                length -= n
-            return
-        # socket.sendfile waits for writability itself (the socket has a timeout, so it is
-        # non-blocking underneath and a raw os.sendfile would fail with EAGAIN).
-        with open(fd, "rb", buffering=0, closefd=False) as f:
-            sent = sock.sendfile(f, offset, length)
-        if sent != length:
-            raise LocalFileError(errno.EIO, "local file shrank during upload")
-
     def request(
         self,
         method: str,
@@ -346,11 +296,10 @@ class Transport(Signing):
         query: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
         body: bytes | None = None,
-        body_file: tuple[int, int, int] | None = None,
         payload_hash: str | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
         """Like :meth:`send` but also reads the (small) body: ``(status, headers, body)``."""
-        resp = self.send(method, bucket, key, query, headers, body, body_file, payload_hash)
+        resp = self.send(method, bucket, key, query, headers, body, payload_hash)
         data = resp.raw.read() if method == "HEAD" else self.read_all(bucket, resp)
         return resp.status, resp.headers, data
 
@@ -379,61 +328,3 @@ class Transport(Signing):
             self._drop(self._target(bucket, "")[0])
             raise NetworkFailure("ShortBody", f"got {len(data)} of {expected} bytes")
         return data
-
-    def read_into_file(
-        self,
-        bucket: str,
-        resp: Response,
-        fd: int,
-        file_offset: int,
-        length: int | None,
-        progress: Callable[[int], None] | None = None,
-        digest: Any = None,
-    ) -> int:
-        """Stream ``length`` body bytes into ``fd`` starting at ``file_offset``; feed them to
-        ``digest.update`` too if given. ``length=None`` reads a chunked body to its end.
-        Returns the number of bytes written.
-
-        Raises :class:`NetworkFailure` (``ShortBody``, or the socket/TLS failure's code) if
-        the body ends early or the connection fails; ``OSError`` for local write errors.
-        """
-        raw = resp.raw
-        buf = self.buffer()
-        host = self._target(bucket, "")[0]
-        written = 0
-        remaining = BUFFER_SIZE if length is None else length
-        try:
-            while remaining > 0:
-                try:
-                    n = raw.readinto(buf[: min(remaining, BUFFER_SIZE)])
-                except (OSError, http.client.HTTPException) as e:
-                    raise self.failure(e, host, code="ShortBody") from None
-                if not n:
-                    if length is None:
-                        break
-                    raise NetworkFailure("ShortBody", f"body ended {remaining} bytes early")
-                view = buf[:n]
-                if digest is not None:
-                    digest.update(view)
-                while view:
-                    w = os.pwrite(fd, view, file_offset)
-                    view = view[w:]
-                    file_offset += w
-                written += n
-                if length is not None:
-                    remaining -= n
-                if progress is not None:
-                    progress(n)
-            if raw.chunked and not raw.isclosed():
-                # The data is in; consume the last-chunk marker so the connection is reusable.
-                try:
-                    extra = raw.read(1)
-                except (OSError, http.client.HTTPException) as e:
-                    raise self.failure(e, host, code="ShortBody") from None
-                if extra:
-                    raise NetworkFailure("BadRange", "the body is longer than announced")
-        except BaseException:
-            # A short body, a full disk, an interrupt: the connection is mid-body, unusable.
-            self._drop(host)
-            raise
-        return written
