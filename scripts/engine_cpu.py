@@ -16,8 +16,9 @@ then runs every measurement in a fresh child process and prints one JSON line pe
   this parent process so its CPU is not the client's): time and the proxy's peak requests in
   flight.
 
-``--profile DIR`` runs ``py-spy record`` on the workers of w1/w3 (needs py-spy) and writes
-one flame-graph-free ``--format raw`` file per worker into DIR.
+``--profile DIR`` runs ``py-spy record --gil`` (Python CPU; needs py-spy) on this process and
+on every worker as it starts, one ``--format raw`` file each in DIR; with
+``ENGINE_CPU_PROFILER=perf``, ``perf record -g`` instead (kernel and native stacks).
 """
 
 from __future__ import annotations
@@ -143,13 +144,32 @@ def _split() -> dict:
 
 
 def _profile(s3, directory: str, what: str) -> None:
-    """Start py-spy on every worker of ``s3`` (the pool is started by a tiny first batch)."""
-    s3.info(W1[0] if what != "w3" else W3[0])
-    for w in s3._engine.pool.workers():
-        subprocess.Popen(["py-spy", "record", "--format", "raw", "--rate", "250", "-p",
-                          str(w.proc.pid), "-o",
-                          os.path.join(directory, f"{what}-{w.proc.pid}.txt")],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    """Run py-spy on every worker of ``s3`` as it starts (the pool grows during the batch),
+    and on this process."""
+    import threading
+
+    def record(pid: int, name: str) -> None:
+        out = os.path.join(directory, f"{what}-{name}")
+        if os.environ.get("ENGINE_CPU_PROFILER") == "perf":  # kernel + native stacks
+            cmd = ["perf", "record", "-e", "cpu-clock", "-F", "1000", "-g", "-p", str(pid),
+                   "-o", out + ".perf"]
+        else:  # Python stacks; --gil: only while holding the GIL (CPU in Python)
+            cmd = ["py-spy", "record", "--format", "raw", "--rate", "250", "--gil", "-p",
+                   str(pid), "-o", out + ".txt"]
+        subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def watch() -> None:
+        seen: set[int] = set()
+        while not s3._engine.closed:
+            pool = s3._engine.pool
+            for w in pool.workers() if pool is not None else []:
+                if w.proc.pid not in seen:
+                    seen.add(w.proc.pid)
+                    record(w.proc.pid, f"worker-{w.proc.pid}")
+            time.sleep(0.005)
+
+    record(os.getpid(), "parent")
+    threading.Thread(target=watch, daemon=True).start()
     time.sleep(1.0)
 
 

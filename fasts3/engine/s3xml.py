@@ -7,7 +7,12 @@ import calendar
 import time
 import xml.etree.ElementTree as ET
 from urllib.parse import unquote_plus
-from xml.sax.saxutils import escape
+
+
+def escape(text: str) -> str:
+    """``&``, ``<`` and ``>`` as XML entities (what ``xml.sax.saxutils.escape`` does, without
+    importing ``urllib.request`` into every worker)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _local(tag: str) -> str:
