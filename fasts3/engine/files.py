@@ -2,7 +2,13 @@
 
 A download is written to a temp file (``.<name>.part``, mode 0600) and appears under its final
 name only by :func:`commit` (an atomic rename) once every byte is in; a failed download is
-removed by :func:`discard`. The worker commits an object that arrived in one answer (no extra
+removed by :func:`discard`. A small download that arrives in one answer (at most
+:data:`UNNAMED_MAX` bytes) is written to an unnamed file instead (Linux ``O_TMPFILE``,
+:func:`create_unnamed`) and linked under its final name when complete
+(:func:`commit_unnamed`): no name exists before, nothing is left if the worker dies, and the
+directory is locked once per file instead of twice (create, rename) -- where many workers
+fill one directory that lock is contended. Elsewhere it falls back to the temp file. The
+worker commits an object that arrived in one answer (no extra
 round trip to the parent); the parent's :class:`~fasts3.engine.plan.GetOp` commits one fetched
 in parts, when the last part is in. :func:`place` moves a committed file to a user's
 destination (the CLI), also across file systems.
@@ -105,6 +111,44 @@ def create(path: str, size: int, preallocate: bool = True,
         os.close(fd)
         raise
     return fd
+
+
+UNNAMED_MAX = 1 << 20
+_unnamed_ok = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
+
+
+def create_unnamed(final: str, size: int, space: SpaceCheck | None = None) -> int:
+    """An unnamed file (``O_TMPFILE``, mode 0600) in ``final``'s directory for a download of
+    ``size`` bytes (free space checked as :func:`create` does); ``-1`` where the platform or
+    file system has none (then use :func:`create`)."""
+    global _unnamed_ok
+    if not _unnamed_ok:
+        return -1
+    if space is not None:
+        space.check(final, size)
+    else:
+        check_space(final, size)
+    try:
+        return os.open(os.path.dirname(final) or ".", os.O_TMPFILE | os.O_WRONLY, 0o600)
+    except OSError as e:
+        if e.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+            _unnamed_ok = False  # this file system cannot: named temp files from now on
+            return -1
+        raise
+
+
+def commit_unnamed(fd: int, final: str) -> None:
+    """Give a complete unnamed file (:func:`create_unnamed`) its final name, atomically
+    (``linkat`` of ``/proc/self/fd/<fd>`` following the link; an existing ``final`` is an
+    error, as names are unique)."""
+    global _proc_fd
+    if _proc_fd is None or _proc_fd[0] != os.getpid():
+        _proc_fd = (os.getpid(), os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY))
+    # a dir fd makes os.link call linkat(..., AT_SYMLINK_FOLLOW) (plain link() would not)
+    os.link(str(fd), final, src_dir_fd=_proc_fd[1])
+
+
+_proc_fd: tuple[int, int] | None = None  # (pid, fd of that process's /proc/self/fd)
 
 
 def open_part(path: str) -> int:

@@ -63,10 +63,11 @@ async def get(tr: AsyncTransport, task: Task, progress: Progress) -> GetResult:
     """(Ranged) GET into a file; the arguments are a :class:`~fasts3.engine.tasks.GetArgs`.
 
     The first request checks that the download fits in the free space of the file's directory
-    (``tr.space``: else ``OSError(ENOSPC)``) and creates the file (``files.create``; grown to
-    its final size only when parts will follow). A response holding the whole object is
-    verified against the object's checksum when ``tr.verify_checksums`` (see
-    ``checksums.py``) before the file is committed (renamed into place).
+    (``tr.space``: else ``OSError(ENOSPC)``) and creates the file: a small download that
+    arrives whole in an unnamed file (``files.create_unnamed``), else the temp file
+    (``files.create``; grown to its final size only when parts will follow). A response
+    holding the whole object is verified against the object's checksum when
+    ``tr.verify_checksums`` (see ``checksums.py``) before the file gets its final name.
     """
     a: GetArgs = task.args  # type: ignore[assignment]
     headers = {}
@@ -113,11 +114,17 @@ async def _get_body(tr: AsyncTransport, a: GetArgs, resp: Answer, rng: str | Non
     digest = None
     if first and tr.verify_checksums != "off" and start == 0 and keep == total:
         digest = checksums.for_download(h, tr.verify_checksums)
+    unnamed = False
     try:
         if first:
             size = max(0, end - base) if end is not None else 0
             whole = end is None or (keep is not None and start + keep >= end)
-            fd = files.create(a.path, size, preallocate=not whole, space=tr.space)
+            fd = -1
+            if whole and a.final and keep is not None and keep <= files.UNNAMED_MAX:
+                fd = files.create_unnamed(a.final, size, tr.space)  # -1: not supported
+                unnamed = fd >= 0
+            if fd < 0:
+                fd = files.create(a.path, size, preallocate=not whole, space=tr.space)
         else:
             if a.expect and (start, length) != tuple(a.expect):
                 resp.drop()  # never read an unexpected body
@@ -125,22 +132,26 @@ async def _get_body(tr: AsyncTransport, a: GetArgs, resp: Answer, rng: str | Non
             fd = files.open_part(a.path)
         try:
             got = await tr.read_into_file(resp, fd, start - base, keep, progress, digest)
+            if keep is None:  # a chunked whole object: its size is what arrived
+                keep = length = total = end = got
+            if end is None:
+                raise NetworkFailure("BadResponse", "the answer does not give the object's "
+                                     "size")
+            if digest is not None:
+                digest.verify()
+            complete = first and start + keep >= end
+            if complete and a.final:
+                if unnamed:
+                    files.commit_unnamed(fd, a.final)
+                else:
+                    files.commit(a.path, a.final)
         finally:
-            os.close(fd)
-        if keep is None:  # a chunked whole object: its size is what arrived
-            keep = length = total = end = got
+            os.close(fd)  # an unnamed file not linked to its name vanishes with its fd
     except OSError as e:
         resp.drop()  # the body was not (fully) read: drop the connection
         if e.errno == errno.ENOSPC and not e.filename:
             raise OSError(errno.ENOSPC, "No space left on device", a.path) from None
         raise
-    if end is None:
-        raise NetworkFailure("BadResponse", "the answer does not give the object's size")
-    if digest is not None:
-        digest.verify()
-    complete = first and start + keep >= end
-    if complete and a.final:
-        files.commit(a.path, a.final)
     return GetResult(start, keep, total, base, end, complete,
                      info_headers(h) if first or start == 0 else None)
 

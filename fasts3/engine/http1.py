@@ -22,7 +22,6 @@ from .transport import NetworkFailure
 MAX_HEAD = 65536
 MAX_HEADERS = 100
 NO_BODY, LENGTH, CHUNKED, UNTIL_CLOSE = range(4)
-_ILLEGAL = ("\r", "\n", "\0")
 
 
 class Head(NamedTuple):
@@ -37,16 +36,11 @@ def request_head(method: str, target: str, headers: dict[str, str]) -> bytes:
     """The bytes of a request line and its headers (``latin-1``, as ``http.client``).
     Raises ``ValueError`` for a header value or target holding CR, LF or NUL (no header
     injection) or characters outside latin-1."""
-    parts = [f"{method} {target} HTTP/1.1\r\n"]
-    for name, value in headers.items():
-        value = str(value)
-        if any(c in value for c in _ILLEGAL):
-            raise ValueError(f"invalid character in the value of header {name!r}")
-        parts.append(f"{name}: {value}\r\n")
-    if any(c in target for c in _ILLEGAL) or " " in target:
-        raise ValueError("invalid character in the request target")
-    parts.append("\r\n")
-    return "".join(parts).encode("latin-1")
+    values = "".join(headers.values()) + target
+    if "\r" in values or "\n" in values or "\0" in values or " " in target:
+        raise ValueError("invalid character in a header value or the request target")
+    lines = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+    return f"{method} {target} HTTP/1.1\r\n{lines}\r\n".encode("latin-1")
 
 
 def _bad(message: str) -> NetworkFailure:
@@ -56,27 +50,23 @@ def _bad(message: str) -> NetworkFailure:
 def parse_head(data: bytes | bytearray) -> Head:
     """Parse a response head (status line and headers, up to but excluding the blank
     line)."""
-    text = bytes(data).decode("latin-1")
-    lines = text.split("\r\n") if "\r\n" in text else text.split("\n")
-    version, _, rest = lines[0].partition(" ")
-    code, _, reason = rest.partition(" ")
+    lines = data.decode("latin-1").split("\r\n")
+    version, _, status = lines[0].partition(" ")
+    code, _, reason = status.partition(" ")
     if not version.startswith("HTTP/1.") or len(code) != 3 or not code.isdigit():
         raise _bad(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
-    headers: dict[str, str] = {}
-    last = None
     if len(lines) > MAX_HEADERS + 1:
         raise _bad(f"more than {MAX_HEADERS} headers")
+    headers: dict[str, str] = {}
+    last = ""
     for line in lines[1:]:
-        if not line:
-            continue
-        if line[0] in " \t" and last is not None:  # obsolete line folding
+        if line[:1] in (" ", "\t") and last:  # obsolete line folding
             headers[last] += " " + line.strip()
             continue
         name, sep, value = line.partition(":")
-        if not sep:
-            continue
-        last = name.strip().lower()
-        headers[last] = value.strip()
+        if sep:
+            last = name.strip().lower()
+            headers[last] = value.strip()
     return Head(int(code), reason.strip(), headers)
 
 

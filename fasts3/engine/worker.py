@@ -8,9 +8,9 @@ Every task becomes a coroutine on the loop (``retry.run_with_retries_async`` aro
 handler from ``handlers.py``); at most ``WorkerInit.in_flight`` requests are on the wire at
 once (an :class:`~fasts3.engine.retry.AsyncThrottle`: halved on SlowDown, grown back on
 success), the others wait their turn. Sockets are non-blocking (``aiotransport.py``); the
-only other threads are asyncio's for DNS lookups. Finished tasks are reported together: all
-results ready in one turn of the loop go out as one frame (one pickle), and the bytes moved
-are reported at most every ``PROGRESS_INTERVAL`` seconds.
+only other threads are asyncio's for DNS lookups. Finished tasks are reported together: the
+results of ``FLUSH_DELAY`` seconds go out as one frame (one pickle, one wake-up of the
+parent), and the bytes moved are reported at most every ``PROGRESS_INTERVAL`` seconds.
 
 It exits when stdin closes (the parent is gone: at once, abandoning everything) or, after
 ``("stop",)``, once the tasks it holds have finished.
@@ -35,6 +35,7 @@ from .tasks import Task, WorkerInit, write_frame
 
 log = logging.getLogger("fasts3.worker")
 PROGRESS_INTERVAL = 0.1
+FLUSH_DELAY = 0.002  # a result waits at most this long for others to share its frame
 _LEN = 4
 
 
@@ -106,9 +107,9 @@ class Worker:
         record = await self.execute(task)
         self.active -= 1
         self._results.append(record)
-        if not self._flush_soon:
+        if not self._flush_soon:  # results of the next FLUSH_DELAY s travel together
             self._flush_soon = True
-            self.loop.call_soon(self.flush)
+            self.loop.call_later(FLUSH_DELAY, self.flush)
 
     def flush(self) -> None:
         """Send the results ready (and the bytes moved) as one frame."""
