@@ -19,6 +19,8 @@ GiB = 1 << 30
 MAX_PARTS = 10_000
 MIN_PART_SIZE = 5 * MiB
 MAX_PART_SIZE = 5 * GiB
+DEFAULT_IN_FLIGHT = 256
+REQUEST_MEMORY = 256 << 10
 
 _SIZE_FIELDS = ("part_size", "multipart_threshold", "inline_put_limit")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.I)
@@ -79,8 +81,17 @@ def _mode(value: object, true_means: str, allowed: tuple[str, ...], name: str) -
 class TransferConfig:
     """Tuning knobs of the engine. All sizes are bytes, all times seconds.
 
-    processes: worker processes (default: usable cores, at least 2).
-    requests_per_process: requests each worker keeps in flight (threads), 1..256.
+    processes: the most worker processes (default: usable cores, at least 2). Workers start
+        as the work needs them: one on the first batch, more while the tasks queued exceed
+        what the running ones hold, or as large objects' parts arrive (see ``engine/pool.py``).
+    max_in_flight: requests in flight over all workers, 1..8192 (default 256: on real S3 a
+        small GET waits 10-50 ms for its first byte, so throughput is requests in flight
+        divided by that latency). Split evenly over ``processes`` (rounded up); each worker's
+        share adapts down on throttling (SlowDown, 503, 429) and back up.
+    requests_per_process: requests each worker keeps in flight, 1..1024; when given it
+        wins over ``max_in_flight``, which becomes ``processes * requests_per_process``.
+        Default: ``max_in_flight`` split over ``processes``. Both fields read back as the
+        values in effect.
     part_size: bytes per ranged GET part and per multipart-upload part (grown automatically
         so an upload stays within 10,000 parts); 5 MiB..5 GiB.
     multipart_threshold: objects at least this large are split (GET and PUT).
@@ -108,7 +119,7 @@ class TransferConfig:
     """
 
     processes: int = field(default_factory=lambda: max(2, usable_cores()))
-    requests_per_process: int = 16
+    requests_per_process: int = None  # type: ignore[assignment]  # resolved: an int
     part_size: int = 8 * MiB
     multipart_threshold: int = 16 * MiB
     max_attempts: int = 5
@@ -121,6 +132,7 @@ class TransferConfig:
     upload_checksums: str = "crc32"
     inject_failure_rate: int = 0
     inject_seed: int | None = None
+    max_in_flight: int = None  # type: ignore[assignment]  # resolved: an int
 
     def __post_init__(self) -> None:
         self._validate()
@@ -132,8 +144,13 @@ class TransferConfig:
                                       "upload_checksums")
         if self.processes < 1:
             raise ValueError("processes must be >= 1")
-        if not 1 <= self.requests_per_process <= 256:
-            raise ValueError("requests_per_process must be in 1..256")
+        if self.requests_per_process is None:
+            total = DEFAULT_IN_FLIGHT if self.max_in_flight is None else self.max_in_flight
+            if not 1 <= total <= 8192:
+                raise ValueError("max_in_flight must be in 1..8192")
+            self.requests_per_process = -(-total // self.processes)
+        if not 1 <= self.requests_per_process <= 1024:
+            raise ValueError("requests_per_process must be in 1..1024")
         if not MIN_PART_SIZE <= self.part_size <= MAX_PART_SIZE:
             raise ValueError("part_size must be in 5 MiB..5 GiB")
         if self.multipart_threshold < 1:
@@ -142,10 +159,12 @@ class TransferConfig:
             raise ValueError("max_attempts must be >= 1")
         if not 0 <= self.inject_failure_rate <= 100:
             raise ValueError("inject_failure_rate must be in 0..100")
-        # Bound memory: each request in flight holds one read buffer (<= 1 MiB).
+        # Bound memory: a request in flight holds at most ~256 KiB (a body arriving before
+        # its file is ready; a TLS connection's buffer); a quarter of what is available.
         budget = available_memory() // 4
-        if self.processes * self.requests_per_process * MiB > budget:
-            self.requests_per_process = max(1, budget // (self.processes * MiB))
+        if self.processes * self.requests_per_process * REQUEST_MEMORY > budget:
+            self.requests_per_process = max(1, budget // (self.processes * REQUEST_MEMORY))
+        self.max_in_flight = self.processes * self.requests_per_process
 
     @classmethod
     def from_env(cls, **overrides: object) -> TransferConfig:
@@ -173,7 +192,7 @@ class TransferConfig:
 
     @property
     def in_flight(self) -> int:
-        """Total requests in flight across all worker processes."""
+        """Total requests in flight across all worker processes (``max_in_flight``)."""
         return self.processes * self.requests_per_process
 
     def upload_part_size(self, size: int) -> int:

@@ -130,7 +130,7 @@ def _pids(s3):
 def test_pool_is_reused_across_calls(s3):
     s3.put("reuse/a", b"a")
     before = _pids(s3)
-    assert len(before) == 2
+    assert 1 <= len(before) <= 2  # started as earlier batches needed them, <= processes
     s3.get_many(["reuse/a"] * 5)
     s3.list_recursive(["reuse"])
     s3.info("reuse/a")

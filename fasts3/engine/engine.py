@@ -6,7 +6,8 @@ An Engine owns, for one :class:`~fasts3.S3` context (or one CLI command, or one 
 * the one source of credentials (:meth:`Engine.credentials`), which the worker pool (before
   each batch, periodically during long ones, for replacement workers) and the range readers
   of ``open()`` read; botocore refreshes temporary credentials behind it;
-* the worker pool (started on the first batch, stopped by :meth:`close`);
+* the worker pool (started on the first batch with one worker, grown to the work, stopped by
+  :meth:`close`);
 * the temp directory downloads are staged in (absolute, mode 0700, removed by :meth:`close`);
 * progress reporting, and :meth:`run` -- the one way to run ops.
 
@@ -168,7 +169,7 @@ class Engine:
                 endpoint=self.endpoint, credentials=creds,
                 connect_timeout=cfg.connect_timeout, read_timeout=cfg.read_timeout,
                 retry=retry, verify_checksums=cfg.verify_checksums,
-                upload_checksums=cfg.upload_checksums, threads=cfg.requests_per_process,
+                upload_checksums=cfg.upload_checksums, in_flight=cfg.requests_per_process,
                 inject=(cfg.inject_failure_rate, cfg.inject_seed))
             self._pool = Pool(init, cfg.processes, credentials_source=self.credentials)
         else:

@@ -14,28 +14,30 @@ is read (memory stays bounded) and raises a permanent ``RangeIgnored``.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
-from .transport import NetworkFailure, Response
+from .transport import NetworkFailure
 
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 
 
-def body_length(tr: Any, bucket: str, resp: Response) -> int | None:
-    """Bytes in ``resp``'s body: its ``Content-Length``, or for a chunked body the length
-    its ``Content-Range`` announces, else ``None`` (read the chunks to their end).
+def body_length(resp: Any, drop: Callable[[], None]) -> int | None:
+    """Bytes in ``resp``'s body (``resp`` has ``status``, ``headers`` and ``chunked``): its
+    ``Content-Length``, or for a chunked body the length its ``Content-Range`` announces,
+    else ``None`` (read the chunks to their end).
 
     Raises ``NetworkFailure("UnframedResponse", transient=False)`` for a body framed by
-    neither, after dropping ``tr``'s connection to ``bucket`` (the body unread).
+    neither, after calling ``drop()`` (which closes the connection, the body unread).
     """
     cl = resp.headers.get("content-length")
-    if cl is not None and not resp.raw.chunked:
+    if cl is not None and not resp.chunked:
         return int(cl)
-    if resp.raw.chunked:
+    if resp.chunked:
         m = _CONTENT_RANGE.match(resp.headers.get("content-range", ""))
         return int(m.group(2)) - int(m.group(1)) + 1 if resp.status == 206 and m else None
-    tr.discard(bucket)
+    drop()
     raise NetworkFailure("UnframedResponse", f"HTTP {resp.status} answer without "
                          "Content-Length or chunked encoding: its end cannot be checked",
                          transient=False)
@@ -53,17 +55,17 @@ def covers_whole(rng: str, size: int) -> bool:
     return int(first) == 0 and (not last or int(last) >= size - 1)
 
 
-def check_range_honoured(tr: Any, bucket: str, resp: Response, rng: str | None,
-                         length: int | None) -> None:
-    """Raise ``NetworkFailure("RangeIgnored", transient=False)`` (after dropping ``tr``'s
-    connection to ``bucket``, the body unread) if a request sent with Range header ``rng``
+def check_range_honoured(resp: Any, rng: str | None, length: int | None,
+                         drop: Callable[[], None]) -> None:
+    """Raise ``NetworkFailure("RangeIgnored", transient=False)`` (after ``drop()``, which
+    closes the connection, the body unread) if a request sent with Range header ``rng``
     got a ``200`` whole-object answer (of ``length`` bytes, ``None`` if unknown) that holds
     more than the range asked for."""
     if not rng or resp.status != 200:
         return
     if length is not None and covers_whole(rng, length):
         return
-    tr.discard(bucket)
+    drop()
     raise NetworkFailure("RangeIgnored", f"a GET with 'Range: {rng}' was answered with the "
                          f"whole object ({length if length is not None else 'unknown'} bytes): "
                          "the server ignores Range; a part_size above the object's size "

@@ -1,9 +1,12 @@
 """What a worker does for each task kind: one S3 request (plus local file I/O) per call.
 
-Each handler takes ``(transport, task, progress)`` -- ``task.args`` is the kind's typed record
-from ``tasks.py`` -- and returns a small ``dict`` for the parent, or raises
-:class:`~fasts3.engine.transport.HTTPFailure` / ``NetworkFailure`` / ``OSError``. Retries happen
-around these calls (``retry.run_with_retries``, from ``worker.py``).
+Each handler is a coroutine run on the worker's event loop. It takes ``(transport, task,
+progress)`` -- an :class:`~fasts3.engine.aiotransport.AsyncTransport`, the task (whose
+``args`` is the kind's typed record from ``tasks.py``) and a callable counting bytes moved --
+and returns a small value for the parent (a :class:`~fasts3.engine.tasks.GetResult` for a
+GET, a ``dict`` otherwise), or raises :class:`~fasts3.engine.transport.HTTPFailure` /
+``NetworkFailure`` / ``OSError``. Retries happen around these calls
+(``retry.run_with_retries_async``, from ``worker.py``).
 """
 
 from __future__ import annotations
@@ -14,16 +17,18 @@ import hashlib
 import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from . import checksums, files, framing, orphans, s3xml
+from .aiotransport import Answer, AsyncTransport
 from .sigv4 import quote_path
 from .tasks import (
     CopyArgs,
     CopySource,
     DeleteArgs,
     GetArgs,
+    GetResult,
     HeadArgs,
     ListArgs,
     MpuAbortArgs,
@@ -35,7 +40,7 @@ from .tasks import (
     PutArgs,
     Task,
 )
-from .transport import HTTPFailure, LocalFileError, NetworkFailure, Transport
+from .transport import HTTPFailure, LocalFileError, NetworkFailure
 
 Progress = Callable[[int], None]
 log = logging.getLogger("fasts3.worker")
@@ -54,34 +59,44 @@ def _version_query(vid: str | None) -> dict[str, str] | None:
     return {"versionId": vid} if vid else None
 
 
-def get(tr: Transport, task: Task, progress: Progress) -> dict:
+async def get(tr: AsyncTransport, task: Task, progress: Progress) -> GetResult:
     """(Ranged) GET into a file; the arguments are a :class:`~fasts3.engine.tasks.GetArgs`.
 
     The first request checks that the download fits in the free space of the file's directory
-    (else ``OSError(ENOSPC)``) and creates the file (``files.create``). A response holding the
-    whole object is verified against the object's checksum when ``tr.verify_checksums`` (see
-    ``checksums.py``) before the file is committed (renamed into place).
+    (``tr.space``: else ``OSError(ENOSPC)``) and creates the file: a small download that
+    arrives whole in an unnamed file (``files.create_unnamed``), else the temp file
+    (``files.create``; grown to its final size only when parts will follow). A response
+    holding the whole object is verified against the object's checksum when
+    ``tr.verify_checksums`` (see ``checksums.py``) before the file gets its final name.
     """
     a: GetArgs = task.args  # type: ignore[assignment]
-    first = a.first
     headers = {}
     if a.range:
         headers["range"] = a.range
     if a.if_match:
         headers["if-match"] = f'"{a.if_match}"'
-    if first and tr.verify_checksums != "off":
+    if a.first and tr.verify_checksums != "off":
         headers.update(checksums.REQUEST_HEADERS)
     query = _version_query(a.version_id)
     try:
-        resp = tr.send("GET", task.bucket, task.key, query, headers)
+        resp = await tr.send("GET", task.bucket, task.key, query, headers)
     except HTTPFailure as e:
         if e.status != 416 or not a.whole:
             raise
         headers.pop("range")  # an empty object has no byte 0: fetch it whole
-        resp = tr.send("GET", task.bucket, task.key, query, headers)
+        resp = await tr.send("GET", task.bucket, task.key, query, headers)
+    try:
+        return await _get_body(tr, a, resp, headers.get("range"), progress)
+    finally:
+        resp.drop()  # a no-op once the body was read
+
+
+async def _get_body(tr: AsyncTransport, a: GetArgs, resp: Answer, rng: str | None,
+                    progress: Progress) -> GetResult:
     h = resp.headers
-    length = framing.body_length(tr, task.bucket, resp)  # None: chunked, read to its end
-    framing.check_range_honoured(tr, task.bucket, resp, headers.get("range"), length)
+    first = a.first
+    length = framing.body_length(resp, resp.drop)  # None: chunked, read to its end
+    framing.check_range_honoured(resp, rng, length, resp.drop)
     m = _CONTENT_RANGE.match(h.get("content-range", "")) if resp.status == 206 else None
     if m:
         start = int(m.group(1))
@@ -99,54 +114,60 @@ def get(tr: Transport, task: Task, progress: Progress) -> dict:
     digest = None
     if first and tr.verify_checksums != "off" and start == 0 and keep == total:
         digest = checksums.for_download(h, tr.verify_checksums)
+    unnamed = False
     try:
         if first:
-            fd = files.create(a.path, max(0, end - base) if end is not None else 0)
+            size = max(0, end - base) if end is not None else 0
+            whole = end is None or (keep is not None and start + keep >= end)
+            fd = -1
+            if whole and a.final and keep is not None and keep <= files.UNNAMED_MAX:
+                fd = files.create_unnamed(a.final, size, tr.space)  # -1: not supported
+                unnamed = fd >= 0
+            if fd < 0:
+                fd = files.create(a.path, size, preallocate=not whole, space=tr.space)
         else:
             if a.expect and (start, length) != tuple(a.expect):
-                tr.discard(task.bucket)  # never read an unexpected body into memory
+                resp.drop()  # never read an unexpected body
                 raise NetworkFailure("BadRange", f"asked for {a.expect}, got {(start, length)}")
             fd = files.open_part(a.path)
         try:
-            got = tr.read_into_file(task.bucket, resp, fd, start - base, keep, progress, digest)
+            got = await tr.read_into_file(resp, fd, start - base, keep, progress, digest)
             if keep is None:  # a chunked whole object: its size is what arrived
-                os.ftruncate(fd, got)
                 keep = length = total = end = got
+            if end is None:
+                raise NetworkFailure("BadResponse", "the answer does not give the object's "
+                                     "size")
+            if digest is not None:
+                digest.verify()
+            complete = first and start + keep >= end
+            if complete and a.final:
+                if unnamed:
+                    files.commit_unnamed(fd, a.final)
+                else:
+                    files.commit(a.path, a.final)
         finally:
-            os.close(fd)
-        if length is not None and keep < length:
-            tr.discard(task.bucket)
+            os.close(fd)  # an unnamed file not linked to its name vanishes with its fd
     except OSError as e:
-        tr.discard(task.bucket)  # the body was not (fully) read: drop the connection
+        resp.drop()  # the body was not (fully) read: drop the connection
         if e.errno == errno.ENOSPC and not e.filename:
             raise OSError(errno.ENOSPC, "No space left on device", a.path) from None
         raise
-    if end is None:
-        raise NetworkFailure("BadResponse", "the answer does not give the object's size")
-    if digest is not None:
-        digest.verify()
-    complete = first and start + keep >= end
-    if complete and a.final:
-        files.commit(a.path, a.final)
-    out: dict[str, Any] = {"start": start, "length": keep, "total": total, "base": base, "end": end,
-           "complete": complete}
-    if first or start == 0:
-        out["headers"] = info_headers(h)
-    return out
+    return GetResult(start, keep, total, base, end, complete,
+                     info_headers(h) if first or start == 0 else None)
 
 
-def head(tr: Transport, task: Task, progress: Progress) -> dict:
+async def head(tr: AsyncTransport, task: Task, progress: Progress) -> dict:
     """HEAD an object (:class:`~fasts3.engine.tasks.HeadArgs`)."""
     a: HeadArgs = task.args  # type: ignore[assignment]
-    resp = tr.send("HEAD", task.bucket, task.key, _version_query(a.version_id))
-    resp.raw.read()
+    resp = await tr.send("HEAD", task.bucket, task.key, _version_query(a.version_id))
+    await tr.read_all(resp)  # none: ends the exchange
     if "content-length" not in resp.headers:  # S3 always sends it: the size is unknown
         raise NetworkFailure("UnframedResponse", "HEAD answer without Content-Length",
                              transient=False)
     return {"headers": info_headers(resp.headers)}
 
 
-def _upload(tr: Transport, task: Task, query: dict | None, headers: dict,
+async def _upload(tr: AsyncTransport, task: Task, query: dict | None, headers: dict,
             body: bytes | None, path: str | None, offset: int, length: int,
             progress: Progress) -> tuple[dict[str, str], dict[str, str]]:
     """Send ``body``, or ``length`` bytes of the file ``path`` at ``offset``, with the
@@ -159,10 +180,10 @@ def _upload(tr: Transport, task: Task, query: dict | None, headers: dict,
         if sums:
             headers = dict(headers, **sums)
         if fd is None:
-            status, h, _ = tr.request("PUT", task.bucket, task.key, query, headers,
+            status, h, _ = await tr.request("PUT", task.bucket, task.key, query, headers,
                                       body=body or b"")
         else:
-            status, h, _ = tr.request("PUT", task.bucket, task.key, query, headers,
+            status, h, _ = await tr.request("PUT", task.bucket, task.key, query, headers,
                                       body_file=(fd, offset, length))
     except LocalFileError as e:  # name the file: the worker reports it as LocalIOError
         raise OSError(e.errno, e.strerror, path) from None
@@ -173,15 +194,15 @@ def _upload(tr: Transport, task: Task, query: dict | None, headers: dict,
     return h, sums
 
 
-def put(tr: Transport, task: Task, progress: Progress) -> dict:
+async def put(tr: AsyncTransport, task: Task, progress: Progress) -> dict:
     """Single-request PUT (:class:`~fasts3.engine.tasks.PutArgs`)."""
     a: PutArgs = task.args  # type: ignore[assignment]
-    h, _ = _upload(tr, task, None, a.headers or {}, a.body, a.path, a.offset, a.length,
+    h, _ = await _upload(tr, task, None, a.headers or {}, a.body, a.path, a.offset, a.length,
                    progress)
     return {"etag": h.get("etag", "").strip('"'), "version_id": h.get("x-amz-version-id")}
 
 
-def mpu_create(tr: Transport, task: Task, progress: Progress) -> dict:
+async def mpu_create(tr: AsyncTransport, task: Task, progress: Progress) -> dict:
     """Start a multipart upload (:class:`~fasts3.engine.tasks.MpuCreateArgs`). On a retry,
     uploads of this key created since the first try by lost tries are aborted (see
     ``orphans.py``)."""
@@ -191,11 +212,11 @@ def mpu_create(tr: Transport, task: Task, progress: Progress) -> dict:
         # our uploaded parts carry CRC32s, and S3 wants that declared up front (copied parts
         # do not, so copies never ask for it)
         headers["x-amz-checksum-algorithm"] = "CRC32"
-    _, _, data = tr.request("POST", task.bucket, task.key, {"uploads": ""}, headers)
+    _, _, data = await tr.request("POST", task.bucket, task.key, {"uploads": ""}, headers)
     upload_id = s3xml.parse_upload_id(data)
     if task.retried and a.since is not None:
         try:
-            orphans.abort_since(tr, task.bucket, task.key, a.since, keep=upload_id)
+            await orphans.abort_since(tr, task.bucket, task.key, a.since, keep=upload_id)
         except (HTTPFailure, NetworkFailure) as e:
             if e.transient:
                 # Retry the whole creation: the next try searches again from the first try's
@@ -206,27 +227,27 @@ def mpu_create(tr: Transport, task: Task, progress: Progress) -> dict:
     return {"upload_id": upload_id}
 
 
-def mpu_part(tr: Transport, task: Task, progress: Progress) -> dict:
+async def mpu_part(tr: AsyncTransport, task: Task, progress: Progress) -> dict:
     """Upload one part (:class:`~fasts3.engine.tasks.MpuPartArgs`)."""
     a: MpuPartArgs = task.args  # type: ignore[assignment]
-    h, sums = _upload(tr, task, {"partNumber": str(a.part), "uploadId": a.upload_id}, {},
+    h, sums = await _upload(tr, task, {"partNumber": str(a.part), "uploadId": a.upload_id}, {},
                       None, a.path, a.offset, a.length, progress)
     return {"part": a.part, "etag": h.get("etag", "").strip('"'),
             "checksum": sums.get("x-amz-checksum-crc32")}
 
 
-def mpu_complete(tr: Transport, task: Task, progress: Progress) -> dict:
+async def mpu_complete(tr: AsyncTransport, task: Task, progress: Progress) -> dict:
     """Finish a multipart upload (:class:`~fasts3.engine.tasks.MpuCompleteArgs`)."""
     a: MpuCompleteArgs = task.args  # type: ignore[assignment]
     body = s3xml.complete_body(a.parts)
     try:
-        _, h, data = tr.request("POST", task.bucket, task.key, {"uploadId": a.upload_id},
+        _, h, data = await tr.request("POST", task.bucket, task.key, {"uploadId": a.upload_id},
                                 {"content-type": "application/xml",
                                  "content-md5": checksums.content_md5(body)}, body=body)
     except HTTPFailure as e:
         if e.status == 404 and task.retried and a.size is not None:
-            resp = tr.send("HEAD", task.bucket, task.key)
-            resp.raw.read()
+            resp = await tr.send("HEAD", task.bucket, task.key)
+            await tr.read_all(resp)
             if int(resp.headers.get("content-length", -1)) == a.size:
                 return {"version_id": resp.headers.get("x-amz-version-id")}
         raise
@@ -236,24 +257,24 @@ def mpu_complete(tr: Transport, task: Task, progress: Progress) -> dict:
     return {"version_id": h.get("x-amz-version-id")}
 
 
-def mpu_abort(tr: Transport, task: Task, progress: Progress) -> dict:
+async def mpu_abort(tr: AsyncTransport, task: Task, progress: Progress) -> dict:
     """Abort a multipart upload (an upload already gone counts as aborted)."""
     a: MpuAbortArgs = task.args  # type: ignore[assignment]
     try:
-        tr.request("DELETE", task.bucket, task.key, {"uploadId": a.upload_id})
+        await tr.request("DELETE", task.bucket, task.key, {"uploadId": a.upload_id})
     except HTTPFailure as e:
         if e.status != 404:
             raise
     return {}
 
 
-def mpu_abort_key(tr: Transport, task: Task, progress: Progress) -> dict:
+async def mpu_abort_key(tr: AsyncTransport, task: Task, progress: Progress) -> dict:
     """Abort the uploads of ``task.key`` started since ``since`` (``MpuAbortKeyArgs``)."""
     a: MpuAbortKeyArgs = task.args  # type: ignore[assignment]
-    return {"aborted": orphans.abort_since(tr, task.bucket, task.key, a.since)}
+    return {"aborted": await orphans.abort_since(tr, task.bucket, task.key, a.since)}
 
 
-def list_page(tr: Transport, task: Task, progress: Progress) -> dict:
+async def list_page(tr: AsyncTransport, task: Task, progress: Progress) -> dict:
     """One ListObjectsV2 page (:class:`~fasts3.engine.tasks.ListArgs`)."""
     a: ListArgs = task.args  # type: ignore[assignment]
     # encoding-type=url: XML 1.0 cannot carry keys with control characters
@@ -263,7 +284,7 @@ def list_page(tr: Transport, task: Task, progress: Progress) -> dict:
         query["delimiter"] = a.delimiter
     if a.token:
         query["continuation-token"] = a.token
-    _, _, data = tr.request("GET", task.bucket, "", query)
+    _, _, data = await tr.request("GET", task.bucket, "", query)
     page = s3xml.parse_list(data)
     if page["truncated"] and not page["next"]:
         # Treating it as the last page would hide objects (and let sync --delete remove
@@ -273,12 +294,12 @@ def list_page(tr: Transport, task: Task, progress: Progress) -> dict:
     return page
 
 
-def delete(tr: Transport, task: Task, progress: Progress) -> dict:
+async def delete(tr: AsyncTransport, task: Task, progress: Progress) -> dict:
     """DeleteObjects for up to 1000 keys; returns the per-key failures."""
     a: DeleteArgs = task.args  # type: ignore[assignment]
     body = s3xml.delete_body(a.keys)
     md5 = base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode()
-    _, _, data = tr.request("POST", task.bucket, "", {"delete": ""},
+    _, _, data = await tr.request("POST", task.bucket, "", {"delete": ""},
                             {"content-md5": md5, "content-type": "application/xml"}, body=body)
     return {"errors": s3xml.parse_delete_errors(data)}
 
@@ -305,32 +326,32 @@ def _copy_result(data: bytes, headers: dict[str, str]) -> str:
     return m.group(1).replace("&quot;", "").replace("&#34;", "").strip('"')
 
 
-def copy_object(tr: Transport, task: Task, progress: Progress) -> dict:
+async def copy_object(tr: AsyncTransport, task: Task, progress: Progress) -> dict:
     """Server-side CopyObject to ``task.bucket/task.key`` (:class:`CopyArgs`; the source's
     metadata is kept)."""
     a: CopyArgs = task.args  # type: ignore[assignment]
     headers = dict(a.headers or {})
     headers["x-amz-copy-source"] = _copy_source(a.source)
-    _, h, data = tr.request("PUT", task.bucket, task.key, None, headers)
+    _, h, data = await tr.request("PUT", task.bucket, task.key, None, headers)
     etag = _copy_result(data, h)
     progress(a.size or 0)
     return {"etag": etag, "version_id": h.get("x-amz-version-id")}
 
 
-def mpu_part_copy(tr: Transport, task: Task, progress: Progress) -> dict:
+async def mpu_part_copy(tr: AsyncTransport, task: Task, progress: Progress) -> dict:
     """UploadPartCopy: one part of a multipart upload copied from a source byte range
     (:class:`~fasts3.engine.tasks.PartCopyArgs`)."""
     a: PartCopyArgs = task.args  # type: ignore[assignment]
     headers = {"x-amz-copy-source": _copy_source(a.source),
                "x-amz-copy-source-range": f"bytes={a.offset}-{a.offset + a.length - 1}"}
     query = {"partNumber": str(a.part), "uploadId": a.upload_id}
-    _, h, data = tr.request("PUT", task.bucket, task.key, query, headers)
+    _, h, data = await tr.request("PUT", task.bucket, task.key, query, headers)
     etag = _copy_result(data, h)
     progress(a.length)
     return {"part": a.part, "etag": etag}
 
 
-HANDLERS: dict[type, Callable[[Transport, Task, Progress], dict]] = {
+HANDLERS: dict[type, Callable[[AsyncTransport, Task, Progress], Awaitable[Any]]] = {
     GetArgs: get,
     HeadArgs: head,
     PutArgs: put,

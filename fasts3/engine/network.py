@@ -14,7 +14,6 @@ Messages name the endpoint as ``host:port`` and never contain credentials.
 
 from __future__ import annotations
 
-import http.client
 import os
 import socket
 import ssl
@@ -64,8 +63,8 @@ def classify(exc: BaseException, where: str, connecting: bool) -> tuple[str, boo
         return "Timeout", True, f"timed out waiting for {where}"
     if isinstance(exc, ssl.SSLError):
         return "SSLError", True, f"TLS error with {where}: {detail}"
-    if isinstance(exc, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError,
-                        http.client.RemoteDisconnected)):
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
+        # (http.client.RemoteDisconnected is a ConnectionResetError)
         return "ConnectionReset", True, f"connection to {where} reset ({detail})"
     if connecting:
         return "NetworkError", True, f"cannot connect to {where} ({detail})"

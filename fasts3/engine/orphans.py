@@ -7,6 +7,8 @@ rule removes it. So, when a creation may have happened unseen, the key's uploads
 (``ListMultipartUploads`` with ``prefix=key``, exact key matches only) and those initiated
 since the first try (minus :data:`CLOCK_SKEW` seconds) are aborted.
 
+``tr`` is the worker's :class:`~fasts3.engine.aiotransport.AsyncTransport`.
+
 Limits: a concurrent uploader of the *same key* that started within that window loses its
 upload too (its completion then fails with NoSuchUpload), and a server whose clock lags ours by
 more than ``CLOCK_SKEW`` (or that reports no initiation times, as moto does not) hides the
@@ -16,20 +18,21 @@ orphan. Both only matter after a failure that already lost an answer.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from . import s3xml
-from .transport import HTTPFailure, Transport
+from .transport import HTTPFailure
 
 log = logging.getLogger("fasts3.worker")
 CLOCK_SKEW = 5.0
 
 
-def list_uploads(tr: Transport, bucket: str, key: str) -> list[tuple[str, int | None]]:
+async def list_uploads(tr: Any, bucket: str, key: str) -> list[tuple[str, int | None]]:
     """``[(upload_id, initiated epoch seconds or None)]`` of the uploads of exactly ``key``."""
     out: list[tuple[str, int | None]] = []
     query = {"uploads": "", "prefix": key, "encoding-type": "url"}  # any key survives XML
     for _ in range(1000):  # bounded: at most 1,000,000 uploads of one prefix
-        _, _, data = tr.request("GET", bucket, "", query)
+        _, _, data = await tr.request("GET", bucket, "", query)
         page = s3xml.parse_uploads(data)
         out.extend((uid, when) for k, uid, when in page["uploads"] if k == key)
         if not page["next"]:
@@ -39,16 +42,16 @@ def list_uploads(tr: Transport, bucket: str, key: str) -> list[tuple[str, int | 
     return out
 
 
-def abort_since(tr: Transport, bucket: str, key: str, since: float,
+async def abort_since(tr: Any, bucket: str, key: str, since: float,
                 keep: str | None = None) -> int:
     """Abort the uploads of ``key`` initiated at or after ``since - CLOCK_SKEW`` (epoch
     seconds), except ``keep``; return how many were aborted."""
     n = 0
-    for uid, when in list_uploads(tr, bucket, key):
+    for uid, when in await list_uploads(tr, bucket, key):
         if uid == keep or when is None or when < since - CLOCK_SKEW:
             continue
         try:
-            tr.request("DELETE", bucket, key, {"uploadId": uid})
+            await tr.request("DELETE", bucket, key, {"uploadId": uid})
             n += 1
         except HTTPFailure as e:
             if e.status != 404:

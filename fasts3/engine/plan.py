@@ -22,7 +22,16 @@ from typing import Any
 from ..errors import S3Error, S3NotFound
 from . import files
 from .retry import make_error
-from .tasks import DeleteArgs, GetArgs, HeadArgs, ListArgs, Task, TaskArgs, TaskSpec
+from .tasks import (
+    DeleteArgs,
+    GetArgs,
+    GetResult,
+    HeadArgs,
+    ListArgs,
+    Task,
+    TaskArgs,
+    TaskSpec,
+)
 
 log = logging.getLogger("fasts3.plan")
 
@@ -169,29 +178,30 @@ class GetOp(_Op):
                 self.fail(err)
                 self.discard()
             return []
+        r: GetResult = value
         if first:
-            self.headers = value["headers"]
-            self.total = value["total"]
-            self.start_offset = value["base"]
-            self.length = value["end"] - value["base"]
+            self.headers = r.headers or {}
+            self.total = r.total
+            self.start_offset = r.base
+            self.length = r.end - r.base
             self.learned_bytes = self.length  # for progress totals (read by the scheduler)
-            if value["complete"]:
+            if r.complete:
                 self.done = True  # the worker committed the file
                 return []
             etag = self.headers.get("etag", "").strip('"') or None
             specs = []
-            pos = value["start"] + value["length"]
-            part = _rest_part_size(self.part_size, value["end"] - pos)
-            while pos < value["end"]:
-                n = min(part, value["end"] - pos)
+            pos = r.start + r.length
+            part = _rest_part_size(self.part_size, r.end - pos)
+            while pos < r.end:
+                n = min(part, r.end - pos)
                 specs.append(self.spec(GetArgs(
-                    self.temp, base=value["base"], range=f"bytes={pos}-{pos + n - 1}",
+                    self.temp, base=r.base, range=f"bytes={pos}-{pos + n - 1}",
                     if_match=etag, expect=(pos, n), version_id=self.version_id)))
                 pos += n
             self._parts_left = len(specs)
             return specs
-        if "headers" in value:  # the part at offset 0 of a planned download
-            self.headers = value["headers"]
+        if r.headers is not None:  # the part at offset 0 of a planned download
+            self.headers = r.headers
         self._parts_left -= 1
         if self._parts_left == 0:
             try:

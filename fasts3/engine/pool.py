@@ -58,13 +58,16 @@ class _Worker:
 
 
 class Pool:
-    """A fixed number of worker processes, each running ``threads`` requests at once."""
+    """Up to ``processes`` worker processes, each keeping ``init.in_flight`` requests in
+    flight. One starts with the first batch; :meth:`grow` adds more as the work needs them
+    (``scheduler.Batch.dispatch`` decides)."""
 
     def __init__(self, init: WorkerInit, processes: int,
                  credentials_source: Callable[[], Any] | None = None) -> None:
         self._init = init
         self.processes = processes
-        self.capacity = init.threads * 2
+        self.in_flight = init.in_flight
+        self.capacity = init.in_flight * 2  # tasks queued at one worker at most
         self._workers: list[_Worker] = []
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._ids = itertools.count(1)
@@ -88,11 +91,18 @@ class Pool:
         return bool(self._workers)
 
     def start(self) -> None:
-        """Start the workers (idempotent)."""
+        """Start the first worker (idempotent)."""
         if self._closed:
             raise S3Error("This S3 client is closed")
         if not self._workers:
-            self._workers = [self._spawn(i) for i in range(self.processes)]
+            self._workers = [self._spawn(0)]
+
+    def grow(self, wanted: int) -> None:
+        """Start workers until ``wanted`` (at most ``processes``) run. A new worker takes
+        tasks at once: they wait in its pipe while it starts (~40 ms of its own CPU; the
+        parent only pays for the fork/exec)."""
+        while len(self._workers) < min(wanted, self.processes):
+            self._workers.append(self._spawn(len(self._workers)))
 
     def _spawn(self, slot: int) -> _Worker:
         env = dict(os.environ)

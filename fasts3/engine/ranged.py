@@ -2,7 +2,7 @@
 
 A :class:`RangeReader` signs (with credentials re-read from the engine before each request, so
 botocore refreshes reach it), sends and retries (``retry.run_with_retries``) range GETs on its own
-:class:`~fasts3.engine.transport.Transport` (one keep-alive connection per calling thread).
+:class:`~fasts3.engine.blocking.Transport` (one keep-alive connection per calling thread).
 The first answer fixes the object's size, ETag and version; every later request carries
 ``If-Match`` and its answer is checked against them, so a changed object raises
 :class:`S3ObjectChanged` and never yields mixed bytes. Failures are typed
@@ -19,9 +19,10 @@ from typing import Any
 
 from ..errors import S3Error, S3ObjectChanged
 from . import framing
+from .blocking import Transport
 from .retry import RetryPolicy, TaskFailed, make_error, run_with_retries
 from .sigv4 import Credentials, Signer
-from .transport import EndpointSpec, HTTPFailure, NetworkFailure, Transport
+from .transport import EndpointSpec, HTTPFailure, NetworkFailure
 
 log = logging.getLogger("fasts3.seekable")
 
@@ -96,7 +97,7 @@ class RangeReader:
                 raise self.changed("the ETag no longer matches", 412) from None
             raise
         h = resp.headers
-        length = framing.body_length(self._tr, self.bucket, resp)
+        length = framing.body_length(resp, lambda: self._tr.discard(self.bucket))
         m = _CONTENT_RANGE.match(h.get("content-range", ""))
         cap = None
         if resp.status == 206 and m:

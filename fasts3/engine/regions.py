@@ -68,14 +68,17 @@ class BucketRegions:
                                                     default.service)
         return signer
 
-    def learn(self, bucket: str, status: int, code: str, headers: dict[str, str]) -> bool:
+    def learn(self, bucket: str, status: int, code: str, headers: dict[str, str],
+              used: str | None = None) -> bool:
         """Record the region named by a redirect answer; True if the request should be sent
-        again (the answer is a region redirect to a region not yet used for ``bucket``)."""
+        again: the answer is a region redirect to another region than ``used``, the one the
+        request was signed for (default: the one known for ``bucket`` now). Many requests
+        may be in flight when the first redirect arrives: each is sent again once."""
         if status not in (301, 400) or (status == 400 and code not in _REDIRECT_CODES
                                             and code != "400"):  # a HEAD has no body
             return False
         region = (headers.get("x-amz-bucket-region") or "").strip()
-        if not _REGION.match(region) or region == self.region(bucket):
+        if not _REGION.match(region) or region == (used or self.region(bucket)):
             return False
         self._regions[bucket] = region
         return True

@@ -7,7 +7,12 @@ import calendar
 import time
 import xml.etree.ElementTree as ET
 from urllib.parse import unquote_plus
-from xml.sax.saxutils import escape
+
+
+def escape(text: str) -> str:
+    """``&``, ``<`` and ``>`` as XML entities (what ``xml.sax.saxutils.escape`` does, without
+    importing ``urllib.request`` into every worker)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _local(tag: str) -> str:
@@ -34,10 +39,22 @@ def parse_error(data: bytes) -> tuple[str | None, str | None]:
     return fields.get("Code"), fields.get("Message")
 
 
+_MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug",
+                                        "Sep", "Oct", "Nov", "Dec"), 1)}
+
+
 def parse_http_date(text: str | None) -> int | None:
     """RFC 7231 date (``Last-Modified``) to epoch seconds."""
     if not text:
         return None
+    parts = text.split()  # "Mon, 01 Dec 2025 14:29:01 GMT": fast path, no strptime
+    if len(parts) == 6 and parts[5] == "GMT" and parts[2] in _MONTHS:
+        try:
+            hh, mm, ss = parts[4].split(":")
+            return calendar.timegm((int(parts[3]), _MONTHS[parts[2]], int(parts[1]),
+                                    int(hh), int(mm), int(ss), 0, 0, 0))
+        except ValueError:
+            pass
     try:
         return calendar.timegm(time.strptime(text, "%a, %d %b %Y %H:%M:%S GMT"))
     except ValueError:

@@ -7,20 +7,24 @@ Several batches may share the pool at once in one thread (a stream is open while
 runs another call): ``pool.batch_of`` names the batch of every task in flight, and whichever
 batch reads a result hands it to its owner (``deferred``), which handles it on its next step.
 
-It talks to the pool only through ``new_id``, ``workers``, ``capacity``, ``batch_of``,
-``_send``, ``receive`` and ``replace``.
+It talks to the pool only through ``new_id``, ``workers``, ``capacity``, ``in_flight``,
+``processes``, ``grow``, ``batch_of``, ``_send``, ``receive`` and ``replace``. The pool is
+sized here (:meth:`Batch.wanted`): before tasks are sent, more workers are started while the
+work in sight needs them.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import deque
 from typing import Any, Protocol
 
 from ..errors import S3Error
-from .tasks import Task, TaskSpec
+from .tasks import GetArgs, MpuPartArgs, Task, TaskSpec
 
 MAX_RERUNS = 3
+HEAVY_PER_WORKER = 4  # parts of large objects in flight per worker before another starts
 CREDENTIAL_REFRESH_SECONDS = 300.0
 CLEANUP_KINDS = frozenset({"mpu_abort", "mpu_abort_key"})
 
@@ -36,6 +40,12 @@ class Op(Protocol):
     def on_result(self, task: Task, value: Any, error: tuple | None) -> list[TaskSpec]: ...
 
     def cancel(self) -> list[TaskSpec]: ...
+
+
+def _heavy(task: Task) -> bool:
+    """A part of a large object (download or upload): many bytes, so CPU-bound."""
+    a = task.args
+    return (isinstance(a, GetArgs) and a.expect is not None) or isinstance(a, MpuPartArgs)
 
 
 def _forget(op: Any, task: Task) -> None:
@@ -133,6 +143,9 @@ class Batch:
         if not self.pending:
             return
         workers = [w for w in self.pool.workers() if w.alive]
+        if len(self.pool.workers()) < self.pool.processes:
+            self.pool.grow(self.wanted(workers))
+            workers = [w for w in self.pool.workers() if w.alive]
         share = -(-len(self.pending) // max(1, len(workers)))
         for w in workers:
             room = min(self.pool.capacity - len(w.inflight), share)
@@ -144,6 +157,16 @@ class Batch:
             self.pool._send(w, ("tasks", batch))
             if not self.pending:
                 return
+
+    def wanted(self, workers: list[Any]) -> int:
+        """How many workers the work in sight could use: one per ``in_flight`` tasks queued
+        or held (a worker's event loop keeps that many requests in flight), and one per
+        ``HEAVY_PER_WORKER`` parts of large objects (their bytes cost CPU: spread them)."""
+        held = [t for w in workers for t in w.inflight.values()]
+        ahead = list(itertools.islice(self.pending, 4 * self.pool.capacity))
+        heavy = sum(1 for t in held if _heavy(t)) + sum(1 for t in ahead if _heavy(t))
+        by_tasks = -(-(len(held) + len(self.pending)) // max(1, self.pool.in_flight))
+        return max(1, by_tasks, -(-heavy // HEAVY_PER_WORKER))
 
     def finish(self, task: Task | None, value: Any, error: tuple | None) -> None:
         if task is None:

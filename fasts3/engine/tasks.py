@@ -3,8 +3,10 @@
 Frames are a 4-byte big-endian length followed by a pickle. The parent sends
 ``("init", WorkerInit)``, ``("tasks", [Task, ...])``, ``("creds", Credentials)`` and
 ``("stop",)``; a worker answers with lists of ``("r", task_id, value, error)`` (one per
-finished task) and ``("p", nbytes)`` (bytes moved since the last report). ``error`` is ``None``
-or an :data:`ErrorInfo` ``(status, code, message, transient, attempts)``.
+finished task; ``value`` a :class:`GetResult` for a GET, a small dict otherwise) and
+``("p", nbytes)`` (bytes moved since the last report), one pickle per frame for all the
+results it has ready. ``error`` is ``None`` or an :data:`ErrorInfo` ``(status, code, message,
+transient, attempts)``.
 
 Every task carries one typed argument record (a ``NamedTuple`` per task kind, below); the
 record's type names the handler (``handlers.HANDLERS``) that runs it. Offsets and lengths are
@@ -162,10 +164,28 @@ KIND_OF: dict[type, str] = {
 """The short name of each task kind (logs, the cleanup set, per-kind decisions in ops)."""
 
 
+class GetResult(NamedTuple):
+    """What a GET reports (compact: one small tuple per object). ``start``: object offset of
+    the first byte received; ``length``: bytes kept; ``total``: object size (``None`` if the
+    answer did not say); ``base``: object offset of the file's byte 0; ``end``: exclusive
+    object offset the download stops at; ``complete``: the file holds the whole download
+    (committed if it had a final name); ``headers``: the object's headers (first answer, or
+    the part at offset 0), else ``None``."""
+
+    start: int
+    length: int
+    total: int | None
+    base: int
+    end: int
+    complete: bool
+    headers: dict[str, str] | None
+
+
 class WorkerInit(NamedTuple):
     """What a worker is started with: where requests go, who signs them, how they retry.
     ``retry`` is ``(max_attempts, backoff_base s, backoff_max s)``; timeouts in seconds;
-    ``threads`` is the number of requests the worker keeps in flight."""
+    ``in_flight`` is the most requests the worker keeps in flight (its event loop's limit,
+    cut on throttling)."""
 
     endpoint: Any  # transport.EndpointSpec
     credentials: Any  # sigv4.Credentials
@@ -174,7 +194,7 @@ class WorkerInit(NamedTuple):
     retry: tuple[int, float, float] = (5, 0.1, 5.0)
     verify_checksums: str = "fast"
     upload_checksums: str = "crc32"
-    threads: int = 16
+    in_flight: int = 128
     inject: tuple[float, int | None] | None = None  # (rate %, seed): see inject.py
 
 

@@ -1,23 +1,19 @@
-"""The hot path: signed HTTP/1.1 requests on keep-alive connections, bodies streamed straight
-into files (``readinto`` a reused buffer, ``os.pwrite`` at offsets) or out of them
-(``socket.sendfile``), never whole objects in memory.
+"""Signed HTTP/1.1 requests to one endpoint, and the failures they raise.
 
-One :class:`Transport` lives in each worker process and is shared by its threads; each thread
-has its own connection per host. Failed responses raise :class:`HTTPFailure` with the S3 error
-code parsed from the body; network failures raise :class:`NetworkFailure`. Both say whether a
-retry may help (``transient``).
+* :class:`Signing` -- what both transports share: addressing (path or virtual style, the
+  bucket's learned region), SigV4 signing (:meth:`Signing.prepare`) and the mapping of a
+  socket/TLS exception to a :class:`NetworkFailure` (:meth:`Signing.failure`).
+* the transports: the workers' event-loop one (``aiotransport.py``) and the blocking one of
+  the parent's range reads (``blocking.py``, ``open()``). This module imports neither
+  ``asyncio`` nor ``http.client``, so each process loads only the one it uses.
+
+Failed responses raise :class:`HTTPFailure` with the S3 error code parsed from the body;
+network failures raise :class:`NetworkFailure`. Both say whether a retry may help
+(``transient``).
 """
 
 from __future__ import annotations
 
-import errno
-import http.client
-import os
-import socket
-import ssl
-import stat
-import threading
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from . import network, regions, s3xml
@@ -88,14 +84,10 @@ class LocalFileError(OSError):
     Not a network problem: the worker reports it as a permanent ``LocalIOError``."""
 
 
-class Response(NamedTuple):
-    status: int
-    headers: dict[str, str]
-    raw: http.client.HTTPResponse
-
-
-class Transport:
-    """Signed S3 requests for one endpoint, shared by the threads of one worker."""
+class Signing:
+    """What both transports share: the endpoint, the signer, the regions learned from
+    redirects (``regions.py``), the worker-wide checksum options, and how a request is
+    addressed and signed (:meth:`prepare`)."""
 
     def __init__(
         self,
@@ -111,39 +103,37 @@ class Transport:
         # Worker-wide options the handlers read (see checksums.py).
         self.verify_checksums = "fast"  # "off" | "fast" | "all": see checksums.for_download
         self.upload_checksums = "crc32"  # "off" | "crc32" | "md5": see checksums.upload_headers
-        self._local = threading.local()
         self._ssl = network.ssl_context(endpoint.verify) if endpoint.scheme == "https" else None
         self._regions = regions.BucketRegions(endpoint)
 
-    # -- connections -------------------------------------------------------------------
-    def _connection(self, host: str) -> tuple[http.client.HTTPConnection, bool]:
-        conns = getattr(self._local, "conns", None)
-        if conns is None:
-            conns = self._local.conns = {}
-        conn = conns.get(host)
-        if conn is not None:
-            return conn, True
-        if self._ssl is not None:
-            conn = http.client.HTTPSConnection(
-                host, self.endpoint.port, timeout=self.connect_timeout, context=self._ssl,
-                blocksize=BUFFER_SIZE,
-            )
-        else:
-            conn = http.client.HTTPConnection(
-                host, self.endpoint.port, timeout=self.connect_timeout, blocksize=BUFFER_SIZE
-            )
-        try:
-            conn.connect()
-            conn.sock.settimeout(self.read_timeout)
-            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except (OSError, http.client.HTTPException) as e:
-            conn.close()
-            raise self._failure(e, host, connecting=True) from None
-        conns[host] = conn
-        return conn, False
+    def _target(self, bucket: str, key: str) -> tuple[str, str]:
+        ep = self.endpoint
+        base = self._regions.host(bucket)
+        if ep.path_style or "." in bucket:
+            return base, quote_path(f"/{bucket}/{key}" if key else f"/{bucket}")
+        return f"{bucket}.{base}", quote_path("/" + key)
 
-    def _failure(self, exc: BaseException, host: str, connecting: bool = False,
-                 code: str | None = None) -> NetworkFailure:
+    def prepare(self, method: str, bucket: str, key: str, query: dict[str, str] | None,
+                headers: dict[str, str] | None, body_length: int | None,
+                payload_hash: str | None) -> tuple[str, str, dict[str, str]]:
+        """``(host, request target, headers)`` of a signed request (``host`` header
+        included) for ``bucket``'s current region; ``body_length`` None: no body."""
+        host, path = self._target(bucket, key)
+        qs = canonical_query(query)
+        hdrs = dict(headers) if headers else {}
+        hdrs.update(self.endpoint.headers)
+        if body_length is not None:
+            hdrs["content-length"] = str(body_length)
+        elif method in ("PUT", "POST"):
+            hdrs["content-length"] = "0"
+        host_header = host if self.endpoint.port in (80, 443) else f"{host}:{self.endpoint.port}"
+        signer = self._regions.signer(bucket, self.signer)
+        signer.sign(method, host_header, path, qs, hdrs, payload_hash or UNSIGNED)
+        hdrs["host"] = host_header
+        return host, path + ("?" + qs if qs else ""), hdrs
+
+    def failure(self, exc: BaseException, host: str, connecting: bool = False,
+                code: str | None = None) -> NetworkFailure:
         """The :class:`NetworkFailure` for a socket/TLS/HTTP exception (``network.py``
         decides the code and whether it is transient); ``code`` (e.g. ``ShortBody`` for a
         failure mid-body) replaces a reset, timeout or generic code, not ``SSLError``."""
@@ -153,249 +143,17 @@ class Transport:
             found = code
         return NetworkFailure(found, message, transient)
 
-    def _drop(self, host: str) -> None:
-        conn = getattr(self._local, "conns", {}).pop(host, None)
-        if conn is not None:
-            conn.close()
 
-    def discard(self, bucket: str) -> None:
-        """Close this thread's connection to ``bucket``'s host (e.g. a response body was
-        left unread, so the connection cannot carry another request)."""
-        self._drop(self._target(bucket, "")[0])
+def error_answer(status: int, reason: str, headers: dict[str, str], data: bytes) -> HTTPFailure:
+    """The :class:`HTTPFailure` of an error answer (``status`` >= 300) and its body."""
+    s3_code, s3_message = s3xml.parse_error(data)
+    return HTTPFailure(status, s3_code or str(status), s3_message or reason, headers)
 
-    def close(self) -> None:
-        """Close this thread's connections."""
-        for host in list(getattr(self._local, "conns", {})):
-            self._drop(host)
 
-    def buffer(self) -> memoryview:
-        """This thread's reusable read buffer (``BUFFER_SIZE`` bytes)."""
-        buf = getattr(self._local, "buf", None)
-        if buf is None:
-            buf = self._local.buf = memoryview(bytearray(BUFFER_SIZE))
-        return buf
+def __getattr__(name: str) -> Any:
+    """``Transport`` and ``Response`` moved to ``blocking.py``; still importable from here."""
+    if name in ("Transport", "Response"):
+        from . import blocking
 
-    # -- requests ----------------------------------------------------------------------
-    def _target(self, bucket: str, key: str) -> tuple[str, str]:
-        ep = self.endpoint
-        base = self._regions.host(bucket)
-        if ep.path_style or "." in bucket:
-            return base, quote_path(f"/{bucket}/{key}" if key else f"/{bucket}")
-        return f"{bucket}.{base}", quote_path("/" + key)
-
-    def send(
-        self,
-        method: str,
-        bucket: str,
-        key: str = "",
-        query: dict[str, str] | None = None,
-        headers: dict[str, str] | None = None,
-        body: bytes | None = None,
-        body_file: tuple[int, int, int] | None = None,
-        payload_hash: str | None = None,
-    ) -> Response:
-        """Send one request and read the response headers (not the body).
-
-        ``body_file`` is ``(fd, offset, length)``: that slice of an open file is sent with
-        ``sendfile``. Error statuses (>= 300) raise :class:`HTTPFailure` after reading the
-        (small) error body. A reused keep-alive connection the server had closed is retried
-        once on a fresh connection. A redirect to the bucket's region (301 or 400 with
-        ``x-amz-bucket-region``, see ``regions.py``) is followed once and remembered for the
-        bucket. Network problems raise :class:`NetworkFailure`.
-        """
-        try:
-            return self._send(method, bucket, key, query, headers, body, body_file,
-                              payload_hash)
-        except HTTPFailure as e:
-            if not self._regions.learn(bucket, e.status, e.code, e.headers):
-                raise
-        return self._send(method, bucket, key, query, headers, body, body_file, payload_hash)
-
-    def _send(self, method: str, bucket: str, key: str, query: dict[str, str] | None,
-              headers: dict[str, str] | None, body: bytes | None,
-              body_file: tuple[int, int, int] | None, payload_hash: str | None) -> Response:
-        host, path = self._target(bucket, key)
-        qs = canonical_query(query)
-        hdrs = dict(headers) if headers else {}
-        hdrs.update(self.endpoint.headers)
-        if body is not None:
-            hdrs["content-length"] = str(len(body))
-        elif body_file is not None:
-            hdrs["content-length"] = str(body_file[2])
-        elif method in ("PUT", "POST"):
-            hdrs["content-length"] = "0"
-        host_header = host if self.endpoint.port in (80, 443) else f"{host}:{self.endpoint.port}"
-        signer = self._regions.signer(bucket, self.signer)
-        signer.sign(method, host_header, path, qs, hdrs, payload_hash or UNSIGNED)
-        hdrs["host"] = host_header
-        target = path + ("?" + qs if qs else "")
-        for attempt in (0, 1):
-            conn, reused = self._connection(host)
-            try:
-                conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
-                for name, value in hdrs.items():
-                    conn.putheader(name, value)
-                conn.endheaders()
-                if body:
-                    conn.sock.sendall(body)
-                elif body_file is not None:
-                    self._send_file(conn, *body_file)
-                raw = conn.getresponse()
-                break
-            except LocalFileError:
-                self._drop(host)  # the request went out incomplete
-                raise
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as e:
-                self._drop(host)
-                if reused and attempt == 0:
-                    continue  # stale keep-alive connection: once more on a fresh one
-                raise self._failure(e, host) from None
-            except (OSError, http.client.HTTPException) as e:
-                self._drop(host)
-                raise self._failure(e, host) from None
-        resp_headers = {k.lower(): v for k, v in raw.getheaders()}
-        if raw.will_close:
-            # The server will close; forget the connection once the body is read.
-            self._local.conns.pop(host, None)
-        if raw.status >= 300:
-            try:
-                # read() also for HEAD (no body: returns b""): it closes the response, and
-                # http.client refuses the connection's next request while one is open.
-                data = raw.read()
-            except (OSError, http.client.HTTPException):
-                self._drop(host)
-                data = b""
-            s3_code, s3_message = s3xml.parse_error(data)
-            raise HTTPFailure(raw.status, s3_code or str(raw.status),
-                              s3_message or str(raw.reason or ""), resp_headers)
-        return Response(raw.status, resp_headers, raw)
-
-    @staticmethod
-    def _send_file(conn: http.client.HTTPConnection, fd: int, offset: int, length: int) -> None:
-        """Send ``length`` bytes of ``fd`` from ``offset``; local read problems raise
-        :class:`LocalFileError`, socket problems ``OSError``."""
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise LocalFileError(errno.EISDIR, "not a regular file")
-        if length == 0:
-            return  # an empty file (sendfile refuses a count of 0)
-        sock = conn.sock
-        if isinstance(sock, ssl.SSLSocket):
-            buf = bytearray(min(length, BUFFER_SIZE))
-            mv = memoryview(buf)
-            while length:
-                try:
-                    n = os.preadv(fd, [mv[: min(length, len(buf))]], offset)
-                except OSError as e:
-                    raise LocalFileError(e.errno, e.strerror) from None
-                if n <= 0:
-                    raise LocalFileError(errno.EIO, "local file shrank during upload")
-                sock.sendall(mv[:n])
-                offset += n
-                length -= n
-            return
-        # socket.sendfile waits for writability itself (the socket has a timeout, so it is
-        # non-blocking underneath and a raw os.sendfile would fail with EAGAIN).
-        with open(fd, "rb", buffering=0, closefd=False) as f:
-            sent = sock.sendfile(f, offset, length)
-        if sent != length:
-            raise LocalFileError(errno.EIO, "local file shrank during upload")
-
-    def request(
-        self,
-        method: str,
-        bucket: str,
-        key: str = "",
-        query: dict[str, str] | None = None,
-        headers: dict[str, str] | None = None,
-        body: bytes | None = None,
-        body_file: tuple[int, int, int] | None = None,
-        payload_hash: str | None = None,
-    ) -> tuple[int, dict[str, str], bytes]:
-        """Like :meth:`send` but also reads the (small) body: ``(status, headers, body)``."""
-        resp = self.send(method, bucket, key, query, headers, body, body_file, payload_hash)
-        data = resp.raw.read() if method == "HEAD" else self.read_all(bucket, resp)
-        return resp.status, resp.headers, data
-
-    def read_all(self, bucket: str, resp: Response, limit: int | None = None) -> bytes:
-        """Read a whole (small) response body (not of a HEAD), checking its length.
-
-        With ``limit``, a body longer than ``limit`` bytes is not read into memory: the
-        connection is dropped and ``NetworkFailure("RangeIgnored", transient=False)`` raised
-        (callers pass it when they asked for a range of that size)."""
-        host = self._target(bucket, "")[0]
-        try:
-            if limit is None or resp.raw.length is not None:
-                data = resp.raw.read()
-            else:  # chunked or close-delimited: read no more than we can use
-                data = resp.raw.read(limit + 1)
-                if len(data) > limit:
-                    self._drop(host)
-                    raise NetworkFailure("RangeIgnored", f"the answer is longer than the "
-                                         f"{limit} bytes asked for", transient=False)
-                data += resp.raw.read()
-        except (OSError, http.client.HTTPException) as e:
-            self._drop(host)
-            raise self._failure(e, host, code="ShortBody") from None
-        expected = resp.headers.get("content-length")
-        if expected is not None and int(expected) != len(data):
-            self._drop(self._target(bucket, "")[0])
-            raise NetworkFailure("ShortBody", f"got {len(data)} of {expected} bytes")
-        return data
-
-    def read_into_file(
-        self,
-        bucket: str,
-        resp: Response,
-        fd: int,
-        file_offset: int,
-        length: int | None,
-        progress: Callable[[int], None] | None = None,
-        digest: Any = None,
-    ) -> int:
-        """Stream ``length`` body bytes into ``fd`` starting at ``file_offset``; feed them to
-        ``digest.update`` too if given. ``length=None`` reads a chunked body to its end.
-        Returns the number of bytes written.
-
-        Raises :class:`NetworkFailure` (``ShortBody``, or the socket/TLS failure's code) if
-        the body ends early or the connection fails; ``OSError`` for local write errors.
-        """
-        raw = resp.raw
-        buf = self.buffer()
-        host = self._target(bucket, "")[0]
-        written = 0
-        remaining = BUFFER_SIZE if length is None else length
-        try:
-            while remaining > 0:
-                try:
-                    n = raw.readinto(buf[: min(remaining, BUFFER_SIZE)])
-                except (OSError, http.client.HTTPException) as e:
-                    raise self._failure(e, host, code="ShortBody") from None
-                if not n:
-                    if length is None:
-                        break
-                    raise NetworkFailure("ShortBody", f"body ended {remaining} bytes early")
-                view = buf[:n]
-                if digest is not None:
-                    digest.update(view)
-                while view:
-                    w = os.pwrite(fd, view, file_offset)
-                    view = view[w:]
-                    file_offset += w
-                written += n
-                if length is not None:
-                    remaining -= n
-                if progress is not None:
-                    progress(n)
-            if raw.chunked and not raw.isclosed():
-                # The data is in; consume the last-chunk marker so the connection is reusable.
-                try:
-                    extra = raw.read(1)
-                except (OSError, http.client.HTTPException) as e:
-                    raise self._failure(e, host, code="ShortBody") from None
-                if extra:
-                    raise NetworkFailure("BadRange", "the body is longer than announced")
-        except BaseException:
-            # A short body, a full disk, an interrupt: the connection is mid-body, unusable.
-            self._drop(host)
-            raise
-        return written
+        return getattr(blocking, name)
+    raise AttributeError(name)

@@ -1,139 +1,227 @@
-"""A worker process: its own connections and threads, runs tasks, reports results and bytes.
+"""A worker process: one event loop drives all its requests, results go back in batches.
 
 Started by ``pool.py`` as ``python -m fasts3.engine.worker`` with pipes on stdin/stdout (see
 ``tasks.py`` for the frames). It imports only the standard library and the engine modules, so
-it starts in a few tens of milliseconds. It exits when stdin closes or ``("stop",)`` arrives.
+it starts in a few tens of milliseconds.
+
+Every task becomes a coroutine on the loop (``retry.run_with_retries_async`` around its
+handler from ``handlers.py``); at most ``WorkerInit.in_flight`` requests are on the wire at
+once (an :class:`~fasts3.engine.retry.AsyncThrottle`: halved on SlowDown, grown back on
+success), the others wait their turn. Sockets are non-blocking (``aiotransport.py``); the
+only other threads are asyncio's for DNS lookups. Finished tasks are reported together: the
+results of ``FLUSH_DELAY`` seconds go out as one frame (one pickle, one wake-up of the
+parent), and the bytes moved are reported at most every ``PROGRESS_INTERVAL`` seconds.
+
+It exits when stdin closes (the parent is gone: at once, abandoning everything) or, after
+``("stop",)``, once the tasks it holds have finished.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
-import queue
+import pickle
 import signal
 import sys
-import threading
-from typing import IO
+from typing import IO, Any
 
-from . import fastheaders
+from .aiotransport import AsyncTransport
 from .handlers import HANDLERS
 from .inject import Injector
-from .retry import RetryPolicy, TaskFailed, Throttle, run_with_retries
+from .retry import AsyncThrottle, RetryPolicy, TaskFailed, run_with_retries_async
 from .sigv4 import Signer
-from .tasks import Task, WorkerInit, read_frame, write_frame
-from .transport import Transport
+from .tasks import Task, WorkerInit, write_frame
 
 log = logging.getLogger("fasts3.worker")
-_PROGRESS_INTERVAL = 0.1
+PROGRESS_INTERVAL = 0.1
+FLUSH_DELAY = 0.002  # a result waits at most this long for others to share its frame
+_LEN = 4
 
 
 class Worker:
-    """Runs tasks on ``threads`` threads and streams results back to the parent."""
+    """Runs tasks on the running event loop and streams results to ``out`` (a pipe)."""
 
     def __init__(self, init: WorkerInit, out: IO[bytes]) -> None:
-        self.transport = Transport(
-            init.endpoint,
-            Signer(init.credentials, init.endpoint.region),
-            init.connect_timeout,
-            init.read_timeout,
-        )
+        self.loop = asyncio.get_running_loop()
+        self.transport = AsyncTransport(
+            init.endpoint, Signer(init.credentials, init.endpoint.region),
+            init.connect_timeout, init.read_timeout)
         self.transport.verify_checksums = init.verify_checksums
         self.transport.upload_checksums = init.upload_checksums
         self.policy = RetryPolicy(*init.retry)
         self.injector = Injector.from_init(init.inject)
-        self.throttle = Throttle(init.threads)
-        self.tasks: queue.SimpleQueue[Task | None] = queue.SimpleQueue()
-        self.results: queue.SimpleQueue[tuple] = queue.SimpleQueue()
+        self.throttle = AsyncThrottle(init.in_flight)
+        self.tick_seconds = min(PROGRESS_INTERVAL, max(0.01, init.read_timeout / 8))
         self._out = out
+        self._results: list[tuple] = []
         self._bytes = 0
-        self._bytes_lock = threading.Lock()
-        self._stopping = threading.Event()
-        self.threads = [
-            threading.Thread(target=self._run_tasks, name=f"fasts3-io-{i}", daemon=True)
-            for i in range(init.threads)
-        ]
-        self.writer = threading.Thread(target=self._write_results, name="fasts3-out", daemon=True)
+        self._flush_soon = False
+        self._ticking = False
+        self.active = 0
+        self._tasks: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
+        self.stopping = False
+        self.finished = self.loop.create_future()
 
     def progress(self, n: int) -> None:
-        with self._bytes_lock:
-            self._bytes += n
+        self._bytes += n
 
-    def execute(self, task: Task) -> tuple:
-        """Run one task with retries (``retry.run_with_retries``); return the
-        ``("r", id, value, error)`` record. The handler sees ``task.attempt``: 0 on the first
-        try, n on the n-th retry."""
+    async def execute(self, task: Task) -> tuple:
+        """Run one task with retries; return the ``("r", id, value, error)`` record. The
+        handler sees ``task.attempt``: 0 on the first try, n on the n-th retry."""
         handler = HANDLERS.get(type(task.args))
         if handler is None:
             return ("r", task.id, None, (0, "BadTask", f"unknown task {task.args!r:.80}",
                                          False, 1))
         injector, max_attempts = self.injector, self.policy.max_attempts
+        tr, progress = self.transport, self.progress
 
-        def attempt_once(attempt: int) -> dict:
+        async def attempt_once(attempt: int) -> Any:
             if injector is not None:  # a failure injected here takes the real retry path
                 injector.check(task, attempt, max_attempts)
-            return handler(self.transport, task._replace(attempt=attempt), self.progress)
+            return await handler(tr, task._replace(attempt=attempt) if attempt else task,
+                                 progress)
 
         try:
-            value = run_with_retries(attempt_once, self.policy, self.throttle,
-                                     f"{task.kind} {task.bucket}/{task.key}")
+            value = await run_with_retries_async(attempt_once, self.policy, self.throttle,
+                                                 f"{task.kind} {task.bucket}/{task.key}")
             return ("r", task.id, value, None)
         except TaskFailed as e:
             return ("r", task.id, None, e.info)
-        except Exception as e:  # a bug or a malformed response: report, never hang
+        except Exception as e:  # noqa: BLE001 - a bug or a malformed response: report it
             log.exception("task %s failed", task.kind)
             return ("r", task.id, None, (0, "InternalError", repr(e), False, 1))
 
-    def _run_tasks(self) -> None:
-        while True:
-            task = self.tasks.get()
-            if task is None:
-                break
-            self.results.put(self.execute(task))
-        self.transport.close()
+    # -- tasks in, results out -------------------------------------------------------------
+    def submit(self, tasks: list[Task]) -> None:
+        for task in tasks:
+            self.active += 1
+            t = self.loop.create_task(self._run(task))
+            self._tasks.add(t)
+            t.add_done_callback(self._tasks.discard)
+        if not self._ticking:
+            self._ticking = True
+            self.loop.call_later(self.tick_seconds, self._tick)
 
-    def _write_results(self) -> None:
-        while True:
-            batch = []
-            try:
-                batch.append(self.results.get(timeout=_PROGRESS_INTERVAL))
-                while len(batch) < 512:
-                    batch.append(self.results.get_nowait())
-            except queue.Empty:
-                pass
-            with self._bytes_lock:
-                n, self._bytes = self._bytes, 0
-            if n:
-                batch.insert(0, ("p", n))
-            if batch:
-                try:
-                    write_frame(self._out, batch)
-                except (BrokenPipeError, ValueError):
-                    os._exit(0)  # the parent is gone
-            elif self._stopping.is_set():
-                return
+    async def _run(self, task: Task) -> None:
+        record = await self.execute(task)
+        self.active -= 1
+        self._results.append(record)
+        if not self._flush_soon:  # results of the next FLUSH_DELAY s travel together
+            self._flush_soon = True
+            self.loop.call_later(FLUSH_DELAY, self.flush)
 
-    def serve(self, inp) -> None:
-        """Read frames from the parent until ``stop`` or end of input."""
-        for t in self.threads:
-            t.start()
-        self.writer.start()
-        while True:
-            msg = read_frame(inp)
-            if msg is None:
-                os._exit(0)  # the parent is gone: abandon everything at once
-            if msg[0] == "stop":
+    def flush(self) -> None:
+        """Send the results ready (and the bytes moved) as one frame."""
+        self._flush_soon = False
+        batch, self._results = self._results, []
+        if self._bytes:
+            batch.insert(0, ("p", self._bytes))
+            self._bytes = 0
+        if batch:
+            write_frame(self._out, batch)
+        if self.stopping and not self.active and not self.finished.done():
+            self.finished.set_result(None)
+
+    def _tick(self) -> None:
+        """A few times a second while tasks run: report bytes, time out silent
+        connections."""
+        self.transport.pool.tick(self.tick_seconds)
+        if self._bytes:
+            self.flush()
+        if self.active:
+            self.loop.call_later(self.tick_seconds, self._tick)
+        else:
+            self._ticking = False
+
+    def on_message(self, msg: Any) -> None:
+        kind = msg[0]
+        if kind == "tasks":
+            self.submit(msg[1])
+        elif kind == "creds":
+            self.transport.signer = Signer(msg[1], self.transport.endpoint.region)
+        elif kind == "stop":
+            self.stopping = True
+            self.flush()
+
+
+class _Frames(asyncio.Protocol):
+    """Reads length-prefixed pickled frames from the parent's pipe."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.buf = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf
+        buf += data
+        pos = 0
+        while len(buf) - pos >= _LEN:
+            size = int.from_bytes(buf[pos:pos + _LEN], "big")
+            if len(buf) - pos - _LEN < size:
                 break
-            if msg[0] == "tasks":
-                for task in msg[1]:
-                    self.tasks.put(task)
-            elif msg[0] == "creds":
-                self.transport.signer = Signer(msg[1], self.transport.endpoint.region)
-        for _ in self.threads:
-            self.tasks.put(None)
-        for t in self.threads:
-            t.join()
-        self._stopping.set()
-        self.writer.join()
+            msg = pickle.loads(buf[pos + _LEN:pos + _LEN + size])
+            pos += _LEN + size
+            self.worker.on_message(msg)
+        del buf[:pos]
+
+    def eof_received(self) -> bool:
+        if not self.worker.stopping:
+            os._exit(0)  # the parent is gone: abandon everything at once
+        return False
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.eof_received()
+
+
+class _Out:
+    """The result pipe as a blocking-write file for :func:`tasks.write_frame`, written
+    through the loop's pipe transport (never blocks the loop; a gone parent ends us)."""
+
+    def __init__(self, transport: asyncio.WriteTransport) -> None:
+        self.transport = transport
+
+    def write(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    def flush(self) -> None:
+        pass
+
+
+class _Gone(asyncio.Protocol):
+    def connection_lost(self, exc: BaseException | None) -> None:
+        os._exit(0)  # the parent closed its end of our results: nobody is listening
+
+
+async def serve(init: WorkerInit, inp: IO[bytes], out: IO[bytes],
+                backlog: bytes = b"") -> None:
+    """Run tasks from ``inp`` until ``stop`` and every task held has finished."""
+    loop = asyncio.get_running_loop()
+    wt, _ = await loop.connect_write_pipe(_Gone, out)
+    worker = Worker(init, _Out(wt))  # type: ignore[arg-type]
+    frames = _Frames(worker)
+    if backlog:
+        frames.data_received(backlog)
+    await loop.connect_read_pipe(lambda: frames, inp)
+    if not worker.stopping or worker.active:
+        await worker.finished
+    worker.flush()
+    while wt.get_write_buffer_size():
+        await asyncio.sleep(0.01)
+    worker.transport.close()
+
+
+def _read_init(inp: IO[bytes]) -> tuple[WorkerInit | None, bytes]:
+    """The init frame, read before the loop starts; plus any bytes read past it."""
+    data = b""
+    while len(data) < _LEN or len(data) < _LEN + int.from_bytes(data[:_LEN], "big"):
+        chunk = os.read(inp.fileno(), 1 << 16)
+        if not chunk:
+            return None, b""
+        data += chunk
+    size = int.from_bytes(data[:_LEN], "big")
+    msg = pickle.loads(data[_LEN:_LEN + size])
+    return msg[1], data[_LEN + size:]
 
 
 def main() -> None:
@@ -143,11 +231,10 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     logging.basicConfig(level=os.environ.get("FASTS3_WORKER_LOG", "WARNING"),
                         format="fasts3-worker[%(process)d] %(levelname)s %(message)s")
-    fastheaders.install()  # this process runs nothing but our transport
-    init = read_frame(inp)
+    init, backlog = _read_init(inp)
     if init is None:
         return
-    Worker(init[1], out).serve(inp)
+    asyncio.run(serve(init, inp, out, backlog))
 
 
 if __name__ == "__main__":

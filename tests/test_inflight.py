@@ -1,0 +1,125 @@
+"""Requests in flight (issue 13): one worker's event loop keeps many requests on the wire,
+SlowDown cuts that number and successes bring it back, the total in flight is a config value
+sized for real-S3 latency on any host, and the pool starts workers only as the work needs them.
+
+The fault proxy counts the requests it holds at once (``stats.max_inflight``, and
+``Record.inflight`` per request); ``latency`` keeps every answer waiting, so requests overlap
+exactly as far as the client lets them."""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+
+import pytest
+from faultproxy import MiB, quick_config
+
+from fasts3 import S3, TransferConfig
+
+
+@pytest.fixture
+def small_objects(seaweed, bucket, s3_kwargs):
+    keys = [f"s/{i:04d}" for i in range(300)]
+    with S3(s3root=f"s3://{bucket}", config=quick_config(), **s3_kwargs) as s3:
+        s3.put_many([(k, k.encode()) for k in keys])
+    return keys
+
+
+def _workers(s3: S3) -> int:
+    pool = s3._engine.pool
+    return len(pool.workers()) if pool is not None else 0
+
+
+def test_one_worker_holds_many_requests_in_flight(small_objects, proxy, via, bucket):
+    """One worker process, the default in-flight budget (256 with one process), 50 ms before
+    every answer: the requests overlap by the hundred (16 threads held 16)."""
+    cfg = TransferConfig(processes=1, read_timeout=30)
+    assert cfg.requests_per_process == 256
+    proxy.latency = 0.05
+    with S3(s3root=f"s3://{bucket}", config=cfg, **via) as s3:
+        t0 = time.monotonic()
+        objs = s3.get_many(small_objects)
+        elapsed = time.monotonic() - t0
+        assert [o.blob for o in objs] == [k.encode() for k in small_objects]
+        assert _workers(s3) == 1
+    assert proxy.stats.max_inflight >= 64, proxy.stats.max_inflight
+    # 300 answers of >= 50 ms each, one after another, would take 15 s
+    assert elapsed < 10, elapsed
+
+
+def test_slowdown_cuts_the_event_loop_in_flight_and_it_recovers(small_objects, proxy, via,
+                                                                  bucket):
+    """64 in flight; a SlowDown storm (every answer, for a while) halves the limit once per
+    round of requests down to 1; the first requests after the storm go out (nearly) one by
+    one; successes grow the limit again."""
+    keys = small_objects
+    proxy.latency = 0.2
+    cfg = quick_config(processes=1, requests_per_process=64, max_attempts=40,
+                       backoff_max=0.05, read_timeout=30)
+    with S3(s3root=f"s3://{bucket}", config=cfg, **via) as s3:
+        s3.info_many(keys[:128])
+        before = proxy.stats.max_inflight
+        proxy.reset_stats()
+        proxy.set_faults(slowdown=1.0, budget=130)  # 64 + 32 + 16 + 8 + 4 + 2 + 1 + more
+        s3.info_many(keys + keys)
+    after = [r.inflight for r in proxy.records if r.fault is None]
+    assert before >= 48, before
+    assert proxy.stats.faults["slowdown"] == 130
+    assert max(after[:6]) <= 4, after[:20]
+    assert max(after[-30:]) >= 8, after[-30:]  # additive increase, one per `limit` successes
+
+
+def test_in_flight_defaults_are_sized_for_latency_on_any_host(monkeypatch):
+    for processes, per_process in ((1, 256), (2, 128), (3, 86), (64, 4)):
+        cfg = TransferConfig(processes=processes)
+        assert cfg.max_in_flight >= 256 and cfg.requests_per_process == per_process
+    assert TransferConfig(processes=4, max_in_flight=1000).requests_per_process == 250
+    explicit = TransferConfig(processes=2, requests_per_process=8)
+    assert explicit.requests_per_process == 8 and explicit.max_in_flight == 16
+    monkeypatch.setenv("FASTS3_MAX_IN_FLIGHT", "512")
+    assert TransferConfig.from_env(processes=2).requests_per_process == 256
+    for bad in (dict(max_in_flight=0), dict(max_in_flight=10_000),
+                dict(requests_per_process=2000)):
+        with pytest.raises(ValueError):
+            TransferConfig(processes=2, **bad)
+
+
+def test_a_single_get_starts_one_worker_and_the_pool_grows_with_the_work(
+        small_objects, seaweed, bucket, s3_kwargs):
+    cfg = quick_config(processes=4, requests_per_process=8)
+    with S3(s3root=f"s3://{bucket}", config=cfg, **s3_kwargs) as s3:
+        assert s3.get(small_objects[0]).blob == small_objects[0].encode()
+        assert _workers(s3) == 1
+        assert len(s3.get_many(small_objects[:6])) == 6
+        assert _workers(s3) == 1  # six requests fit one worker's eight
+        assert len(s3.get_many(small_objects)) == 300
+        assert _workers(s3) == 4  # 300 tasks: more than the running workers hold
+
+
+def test_parts_of_a_large_object_spread_over_workers(seaweed, bucket, s3_kwargs):
+    """A large object's ranged parts cost CPU per byte: they start more workers than the
+    task count alone would (eight 5 MiB parts: two workers)."""
+    data = os.urandom(45 * MiB)
+    cfg = quick_config(processes=4, requests_per_process=64)
+    with S3(s3root=f"s3://{bucket}", config=cfg, **s3_kwargs) as s3:
+        s3.put("big", data)
+    with S3(s3root=f"s3://{bucket}", config=cfg, **s3_kwargs) as s3:
+        assert s3.get("big").blob == data
+        assert _workers(s3) == 2
+
+
+def test_starting_a_context_costs_the_parent_little_cpu(small_objects, seaweed, bucket,
+                                                        s3_kwargs):
+    """``S3(...)`` and a first small ``get``: under 50 ms of this process's CPU (botocore,
+    imported once per process, excluded: it is already loaded here). The worker's own start
+    is its CPU, not ours."""
+    with S3(s3root=f"s3://{bucket}", **s3_kwargs) as s3:  # warm: imports, botocore data
+        s3.get(small_objects[0])
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    with S3(s3root=f"s3://{bucket}", **s3_kwargs) as s3:
+        s3.get(small_objects[1])
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        assert _workers(s3) == 1
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    assert cpu < 0.05, cpu
