@@ -66,11 +66,13 @@ def test_unnamed_file_appears_only_when_committed(tmp_path):
     os.close(fd)  # not committed (a failed download): nothing remains
     assert os.listdir(tmp_path) == ["obj"]
     fd = files.create_unnamed(final, 1)
-    try:
-        with pytest.raises(FileExistsError):  # names are unique: never overwrite
-            files.commit_unnamed(fd, final)
+    try:  # a download staged straight to an existing path (Dask re-staging) replaces it
+        os.write(fd, b"!")
+        files.commit_unnamed(fd, final)
     finally:
         os.close(fd)
+    assert open(final, "rb").read() == b"!"
+    assert sorted(os.listdir(tmp_path)) == ["obj"]  # no temp name left behind
 
 
 def test_unnamed_files_fall_back_where_unsupported(tmp_path, monkeypatch):

@@ -139,13 +139,27 @@ def create_unnamed(final: str, size: int, space: SpaceCheck | None = None) -> in
 
 def commit_unnamed(fd: int, final: str) -> None:
     """Give a complete unnamed file (:func:`create_unnamed`) its final name, atomically
-    (``linkat`` of ``/proc/self/fd/<fd>`` following the link; an existing ``final`` is an
-    error, as names are unique)."""
+    (``linkat`` of ``/proc/self/fd/<fd>`` following the link). An existing ``final`` (a
+    download staged straight to a user's path, e.g. by Dask staging) is replaced, atomically
+    too: the file is linked under a hidden temp name beside it, then renamed over it."""
     global _proc_fd
     if _proc_fd is None or _proc_fd[0] != os.getpid():
         _proc_fd = (os.getpid(), os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY))
     # a dir fd makes os.link call linkat(..., AT_SYMLINK_FOLLOW) (plain link() would not)
-    os.link(str(fd), final, src_dir_fd=_proc_fd[1])
+    try:
+        os.link(str(fd), final, src_dir_fd=_proc_fd[1])
+        return
+    except FileExistsError:
+        pass
+    head, name = os.path.split(final)
+    temp = os.path.join(head, f".{name}.{os.getpid()}.{fd}.fasts3")
+    discard(temp)
+    os.link(str(fd), temp, src_dir_fd=_proc_fd[1])
+    try:
+        os.replace(temp, final)
+    except BaseException:
+        discard(temp)
+        raise
 
 
 _proc_fd: tuple[int, int] | None = None  # (pid, fd of that process's /proc/self/fd)
