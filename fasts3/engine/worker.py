@@ -209,6 +209,7 @@ async def serve(init: WorkerInit, inp: IO[bytes], out: IO[bytes],
     while wt.get_write_buffer_size():
         await asyncio.sleep(0.01)
     worker.transport.close()
+    await asyncio.sleep(0)  # let the aborted connections' callbacks run before the loop ends
 
 
 def _read_init(inp: IO[bytes]) -> tuple[WorkerInit | None, bytes]:
