@@ -13,6 +13,7 @@ then runs every measurement in a fresh child process and prints one JSON line pe
   context (botocore is imported then) and for a second one (``_warm``).
 * ``w1`` / ``w3``: ``get_many`` of the workload; client CPU = SELF + reaped children + live
   descendants (``bench.child.CpuWindow``), per object and per MiB.
+* ``p1``: ``put_files`` of 2000 local 64 KiB files (client CPU as for w1).
 * ``w4``: w1 through a proxy adding 50 ms before every answer (``tests/faultproxy.py``, run in
   this parent process so its CPU is not the client's): time and the proxy's peak requests in
   flight.
@@ -109,6 +110,19 @@ def child(spec: dict) -> dict:
                 pool = s3._engine.pool  # how many workers a single get started
                 out["workers" + name] = len(pool.workers()) if pool is not None else 0
         return out
+    if what == "p1":  # put_files of 2000 x 64 KiB local files to a fresh prefix
+        src = _sources(spec.get("tmproot"))
+        window = CpuWindow(None)
+        window.start()
+        t0 = time.perf_counter()
+        with S3(s3root=f"s3://{BUCKET}/p1-{os.getpid()}", tmproot=tmp, **kw) as s3:
+            s3.put_files([(os.path.basename(p), p) for p in src])
+            out["seconds"] = time.perf_counter() - t0
+            out.update(window.stop())
+            out.update(_split())
+            s3.delete_many([os.path.basename(p) for p in src])
+        out["cpu_ms_per_object"] = out["client_cpu_s"] * 1000 / len(src)
+        return out
     keys = {"w1": W1, "w3": W3, "w4": W1}[what]
     window = CpuWindow(None)
     window.start()
@@ -127,6 +141,19 @@ def child(spec: dict) -> dict:
     out["cpu_ms_per_object"] = out["client_cpu_s"] * 1000 / len(keys)
     out["cpu_ms_per_mib"] = out["client_cpu_s"] * 1000 / mib
     return out
+
+
+def _sources(tmproot: str | None) -> list[str]:
+    """2000 local files of 64 KiB (made once)."""
+    d = os.path.join(tmproot or tempfile.gettempdir(), "engine-cpu-src")
+    names = [os.path.join(d, f"{i:05d}.bin") for i in range(2000)]
+    if not os.path.exists(os.path.join(d, "complete")):
+        os.makedirs(d, exist_ok=True)
+        for n in names:
+            with open(n, "wb") as f:
+                f.write(os.urandom(64 * KiB))
+        open(os.path.join(d, "complete"), "w").close()
+    return names
 
 
 def _split() -> dict:
