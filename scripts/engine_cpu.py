@@ -2,17 +2,19 @@
 """Quick A/B measurements of the engine's cost (not the benchmark: one client, no peers).
 
     PYTHONPATH=$PWD python scripts/engine_cpu.py [--endpoint URL] [--what ctx,w1,w3,w4]
-        [--reps 3] [--env FASTS3_X=Y ...] [--profile DIR]
+        [--reps 3] [--env FASTS3_X=Y ...] [--profile DIR] [--tmproot DIR] [--code DIR]
 
 Starts an embedded SeaweedFS (or uses ``--endpoint`` with the local server's default keys),
-seeds ``perf/w1`` (2000 x 64 KiB), ``perf/w3`` (2 x 512 MiB, multipart in 8 MiB parts) once,
-then runs every measurement in a fresh child process and prints one JSON line per run:
+seeds ``perf/w1`` (2000 x 64 KiB), ``perf/w2`` (64 x 8 MiB) and ``perf/w3`` (2 x 512 MiB,
+multipart in 8 MiB parts) once, then runs every measurement in a fresh child process (with
+``--code DIR``: importing fasts3 from another checkout, for A/B) and prints one JSON line
+per run:
 
 * ``ctx``: parent CPU (getrusage SELF) of ``S3(...)`` plus the first small ``get`` -- what
   starting a context costs the calling process -- and its wall time, for the process's first
   context (botocore is imported then) and for a second one (``_warm``).
-* ``w1`` / ``w3``: ``get_many`` of the workload; client CPU = SELF + reaped children + live
-  descendants (``bench.child.CpuWindow``), per object and per MiB.
+* ``w1`` / ``w2`` / ``w3``: ``get_many`` of the workload; client CPU = SELF + reaped
+  children + live descendants (``bench.child.CpuWindow``), per object and per MiB.
 * ``p1``: ``put_files`` of 2000 local 64 KiB files (client CPU as for w1).
 * ``w4``: w1 through a proxy adding 50 ms before every answer (``tests/faultproxy.py``, run in
   this parent process so its CPU is not the client's): time and the proxy's peak requests in
@@ -41,6 +43,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 KiB, MiB = 1 << 10, 1 << 20
 BUCKET = "perf"
 W1 = [f"w1/{i:05d}.bin" for i in range(2000)]
+W2 = [f"w2/{i:03d}.bin" for i in range(64)]
 W3 = [f"w3/{i}.bin" for i in range(2)]
 
 
@@ -77,6 +80,12 @@ def seed(endpoint: str) -> None:
         list(ex.map(put_small, W1))
     cfg = TransferConfig(multipart_chunksize=8 * MiB, multipart_threshold=8 * MiB,
                          max_concurrency=8)
+    def put_medium(k: str) -> None:
+        if have.get(k) != 8 * MiB:
+            c.put_object(Bucket=BUCKET, Key=k, Body=os.urandom(8 * MiB))
+
+    with ThreadPoolExecutor(4) as ex:
+        list(ex.map(put_medium, W2))
     for k in W3:
         if have.get(k) != 512 * MiB:
             with tempfile.NamedTemporaryFile() as f:
@@ -123,7 +132,7 @@ def child(spec: dict) -> dict:
             s3.delete_many([os.path.basename(p) for p in src])
         out["cpu_ms_per_object"] = out["client_cpu_s"] * 1000 / len(src)
         return out
-    keys = {"w1": W1, "w3": W3, "w4": W1}[what]
+    keys = {"w1": W1, "w2": W2, "w3": W3, "w4": W1}[what]
     window = CpuWindow(None)
     window.start()
     t0 = time.perf_counter()
@@ -135,9 +144,8 @@ def child(spec: dict) -> dict:
         out["seconds"] = time.perf_counter() - t0
         out.update(window.stop())
         out.update(_split())
-        assert sum(o.size for o in objs) == {"w1": 2000 * 64 * KiB, "w3": 1024 * MiB,
-                                             "w4": 2000 * 64 * KiB}[what]
-    mib = sum(1 for _ in keys) * (64 * KiB if what != "w3" else 512 * MiB) / MiB
+        mib = sum(o.size for o in objs) / MiB
+        assert mib == {"w1": 125, "w2": 512, "w3": 1024, "w4": 125}[what], mib
     out["cpu_ms_per_object"] = out["client_cpu_s"] * 1000 / len(keys)
     out["cpu_ms_per_mib"] = out["client_cpu_s"] * 1000 / mib
     return out
