@@ -2,16 +2,20 @@
 """Quick A/B measurements of the engine's cost (not the benchmark: one client, no peers).
 
     PYTHONPATH=$PWD python scripts/engine_cpu.py [--endpoint URL] [--what ctx,w1,w3,w4]
-        [--reps 3] [--env FASTS3_X=Y ...] [--profile DIR]
+        [--reps 3] [--env FASTS3_X=Y ...] [--profile DIR] [--tmproot DIR] [--code DIR]
 
 Starts an embedded SeaweedFS (or uses ``--endpoint`` with the local server's default keys),
-seeds ``perf/w1`` (2000 x 64 KiB), ``perf/w3`` (2 x 512 MiB, multipart in 8 MiB parts) once,
-then runs every measurement in a fresh child process and prints one JSON line per run:
+seeds ``perf/w1`` (2000 x 64 KiB), ``perf/w2`` (64 x 8 MiB) and ``perf/w3`` (2 x 512 MiB,
+multipart in 8 MiB parts) once, then runs every measurement in a fresh child process (with
+``--code DIR``: importing fasts3 from another checkout, for A/B) and prints one JSON line
+per run:
 
 * ``ctx``: parent CPU (getrusage SELF) of ``S3(...)`` plus the first small ``get`` -- what
-  starting a context costs the calling process; and the wall time of that first get.
-* ``w1`` / ``w3``: ``get_many`` of the workload; client CPU = SELF + reaped children + live
-  descendants (``bench.child.CpuWindow``), per object and per MiB.
+  starting a context costs the calling process -- and its wall time, for the process's first
+  context (botocore is imported then) and for a second one (``_warm``).
+* ``w1`` / ``w2`` / ``w3``: ``get_many`` of the workload; client CPU = SELF + reaped
+  children + live descendants (``bench.child.CpuWindow``), per object and per MiB.
+* ``p1``: ``put_files`` of 2000 local 64 KiB files (client CPU as for w1).
 * ``w4``: w1 through a proxy adding 50 ms before every answer (``tests/faultproxy.py``, run in
   this parent process so its CPU is not the client's): time and the proxy's peak requests in
   flight.
@@ -39,6 +43,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 KiB, MiB = 1 << 10, 1 << 20
 BUCKET = "perf"
 W1 = [f"w1/{i:05d}.bin" for i in range(2000)]
+W2 = [f"w2/{i:03d}.bin" for i in range(64)]
 W3 = [f"w3/{i}.bin" for i in range(2)]
 
 
@@ -75,6 +80,12 @@ def seed(endpoint: str) -> None:
         list(ex.map(put_small, W1))
     cfg = TransferConfig(multipart_chunksize=8 * MiB, multipart_threshold=8 * MiB,
                          max_concurrency=8)
+    def put_medium(k: str) -> None:
+        if have.get(k) != 8 * MiB:
+            c.put_object(Bucket=BUCKET, Key=k, Body=os.urandom(8 * MiB))
+
+    with ThreadPoolExecutor(4) as ex:
+        list(ex.map(put_medium, W2))
     for k in W3:
         if have.get(k) != 512 * MiB:
             with tempfile.NamedTemporaryFile() as f:
@@ -98,16 +109,30 @@ def child(spec: dict) -> dict:
     tmp = tempfile.mkdtemp(prefix="engine-cpu-", dir=spec.get("tmproot"))
     what = spec["what"]
     out: dict = {"what": what}
-    if what == "ctx":
-        t0, c0 = time.perf_counter(), _cpu(resource.RUSAGE_SELF)
-        with S3(s3root=f"s3://{BUCKET}/w1", tmproot=tmp, **kw) as s3:
-            s3.get("00000.bin")
-            out["parent_cpu_ms"] = (_cpu(resource.RUSAGE_SELF) - c0) * 1000
-            out["wall_ms"] = (time.perf_counter() - t0) * 1000
-            pool = s3._engine.pool  # measurement only: how many workers a single get started
-            out["workers"] = len(pool.workers()) if pool is not None else 0
+    if what == "ctx":  # the first context of the process (botocore loads), then another
+        for name in ("", "_warm"):
+            t0, c0 = time.perf_counter(), _cpu(resource.RUSAGE_SELF)
+            with S3(s3root=f"s3://{BUCKET}/w1", tmproot=tmp, **kw) as s3:
+                s3.get("00000.bin")
+                out["parent_cpu_ms" + name] = (_cpu(resource.RUSAGE_SELF) - c0) * 1000
+                out["wall_ms" + name] = (time.perf_counter() - t0) * 1000
+                pool = s3._engine.pool  # how many workers a single get started
+                out["workers" + name] = len(pool.workers()) if pool is not None else 0
         return out
-    keys = {"w1": W1, "w3": W3, "w4": W1}[what]
+    if what == "p1":  # put_files of 2000 x 64 KiB local files to a fresh prefix
+        src = _sources(spec.get("tmproot"))
+        window = CpuWindow(None)
+        window.start()
+        t0 = time.perf_counter()
+        with S3(s3root=f"s3://{BUCKET}/p1-{os.getpid()}", tmproot=tmp, **kw) as s3:
+            s3.put_files([(os.path.basename(p), p) for p in src])
+            out["seconds"] = time.perf_counter() - t0
+            out.update(window.stop())
+            out.update(_split())
+            s3.delete_many([os.path.basename(p) for p in src])
+        out["cpu_ms_per_object"] = out["client_cpu_s"] * 1000 / len(src)
+        return out
+    keys = {"w1": W1, "w2": W2, "w3": W3, "w4": W1}[what]
     window = CpuWindow(None)
     window.start()
     t0 = time.perf_counter()
@@ -119,12 +144,24 @@ def child(spec: dict) -> dict:
         out["seconds"] = time.perf_counter() - t0
         out.update(window.stop())
         out.update(_split())
-        assert sum(o.size for o in objs) == {"w1": 2000 * 64 * KiB, "w3": 1024 * MiB,
-                                             "w4": 2000 * 64 * KiB}[what]
-    mib = sum(1 for _ in keys) * (64 * KiB if what != "w3" else 512 * MiB) / MiB
+        mib = sum(o.size for o in objs) / MiB
+        assert mib == {"w1": 125, "w2": 512, "w3": 1024, "w4": 125}[what], mib
     out["cpu_ms_per_object"] = out["client_cpu_s"] * 1000 / len(keys)
     out["cpu_ms_per_mib"] = out["client_cpu_s"] * 1000 / mib
     return out
+
+
+def _sources(tmproot: str | None) -> list[str]:
+    """2000 local files of 64 KiB (made once)."""
+    d = os.path.join(tmproot or tempfile.gettempdir(), "engine-cpu-src")
+    names = [os.path.join(d, f"{i:05d}.bin") for i in range(2000)]
+    if not os.path.exists(os.path.join(d, "complete")):
+        os.makedirs(d, exist_ok=True)
+        for n in names:
+            with open(n, "wb") as f:
+                f.write(os.urandom(64 * KiB))
+        open(os.path.join(d, "complete"), "w").close()
+    return names
 
 
 def _split() -> dict:

@@ -56,7 +56,7 @@ def test_unnamed_file_appears_only_when_committed(tmp_path):
     try:
         os.write(fd, b"hello")
         assert os.listdir(tmp_path) == []  # no name of any kind while it is written
-        files.commit_unnamed(fd, final)
+        files.commit_unnamed(fd, final, str(tmp_path / ".obj.part"))
     finally:
         os.close(fd)
     assert open(final, "rb").read() == b"hello"
@@ -65,14 +65,13 @@ def test_unnamed_file_appears_only_when_committed(tmp_path):
     os.write(fd, b"abc")
     os.close(fd)  # not committed (a failed download): nothing remains
     assert os.listdir(tmp_path) == ["obj"]
-    fd = files.create_unnamed(final, 1)
-    try:  # a download staged straight to an existing path (Dask re-staging) replaces it
-        os.write(fd, b"!")
-        files.commit_unnamed(fd, final)
+    fd = files.create_unnamed(final, 3)
+    try:
+        os.write(fd, b"new")  # a destination written again: replaced, atomically
+        files.commit_unnamed(fd, final, str(tmp_path / ".obj.part"))
     finally:
         os.close(fd)
-    assert open(final, "rb").read() == b"!"
-    assert sorted(os.listdir(tmp_path)) == ["obj"]  # no temp name left behind
+    assert open(final, "rb").read() == b"new" and os.listdir(tmp_path) == ["obj"]
 
 
 def test_unnamed_files_fall_back_where_unsupported(tmp_path, monkeypatch):

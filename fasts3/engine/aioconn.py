@@ -137,7 +137,7 @@ class Connection(asyncio.BufferedProtocol):
             if idx < 0:
                 if end - start > http1.MAX_HEAD:
                     raise NetworkFailure("BadResponse", "response head too large")
-                self._head_buf = bytearray(buf[start:end])
+                self._head_buf = bytearray(memoryview(buf)[start:end])
                 return
             head = http1.parse_head(buf[start:idx])
             start = idx + 4
@@ -162,7 +162,7 @@ class Connection(asyncio.BufferedProtocol):
 
     def _body_bytes(self, buf: bytearray, start: int, end: int) -> None:
         if self.sink is None:
-            self._backlog += buf[start:end]
+            self._backlog += memoryview(buf)[start:end]  # one copy
             if len(self._backlog) > BACKLOG_MAX and not self._paused:
                 self._paused = True
                 self.transport.pause_reading()

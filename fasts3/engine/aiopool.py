@@ -69,7 +69,9 @@ class ConnectionPool:
                 lambda: Connection(self, host, where), addr, self.port, ssl=self.ssl,
                 server_hostname=host if self.ssl is not None else None),
                 self.connect_timeout)
-        except (OSError, TimeoutError) as e:  # ssl.SSLError and gaierror are OSErrors
+        except (OSError, asyncio.TimeoutError) as e:  # SSLError, gaierror: OSErrors
+            if not isinstance(e, OSError):  # Python 3.10: not the builtin TimeoutError
+                e = TimeoutError(f"no connection within {self.connect_timeout:g} s")
             code, transient, message = network.classify(e, where, True)
             raise NetworkFailure(code, message, transient) from None
         return conn

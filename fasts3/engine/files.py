@@ -5,13 +5,14 @@ name only by :func:`commit` (an atomic rename) once every byte is in; a failed d
 removed by :func:`discard`. A small download that arrives in one answer (at most
 :data:`UNNAMED_MAX` bytes) is written to an unnamed file instead (Linux ``O_TMPFILE``,
 :func:`create_unnamed`) and linked under its final name when complete
-(:func:`commit_unnamed`): no name exists before, nothing is left if the worker dies, and the
-directory is locked once per file instead of twice (create, rename) -- where many workers
-fill one directory that lock is contended. Elsewhere it falls back to the temp file. The
-worker commits an object that arrived in one answer (no extra
-round trip to the parent); the parent's :class:`~fasts3.engine.plan.GetOp` commits one fetched
-in parts, when the last part is in. :func:`place` moves a committed file to a user's
-destination (the CLI), also across file systems.
+(:func:`commit_unnamed`; an existing file there is replaced atomically, as by the rename): no
+name exists before, nothing is left if the worker dies, and the directory is locked once per
+file instead of twice (create, rename) -- where many workers fill one directory that lock is
+contended. Elsewhere it falls back to the temp file. The worker commits an object that
+arrived in one answer (no extra round trip to the parent); the parent's
+:class:`~fasts3.engine.plan.GetOp` commits one fetched in parts, when the last part is in.
+:func:`place` moves a committed file to a user's destination (the CLI), also across file
+systems.
 """
 
 from __future__ import annotations
@@ -137,11 +138,10 @@ def create_unnamed(final: str, size: int, space: SpaceCheck | None = None) -> in
         raise
 
 
-def commit_unnamed(fd: int, final: str) -> None:
-    """Give a complete unnamed file (:func:`create_unnamed`) its final name, atomically
-    (``linkat`` of ``/proc/self/fd/<fd>`` following the link). An existing ``final`` (a
-    download staged straight to a user's path, e.g. by Dask staging) is replaced, atomically
-    too: the file is linked under a hidden temp name beside it, then renamed over it."""
+def commit_unnamed(fd: int, final: str, temp: str) -> None:
+    """Give a complete unnamed file (:func:`create_unnamed`) its final name, atomically:
+    ``linkat`` of ``/proc/self/fd/<fd>``; if ``final`` exists (a destination written
+    again), linked as ``temp`` (the download's own temp name) and renamed over it."""
     global _proc_fd
     if _proc_fd is None or _proc_fd[0] != os.getpid():
         _proc_fd = (os.getpid(), os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY))
@@ -151,9 +151,7 @@ def commit_unnamed(fd: int, final: str) -> None:
         return
     except FileExistsError:
         pass
-    head, name = os.path.split(final)
-    temp = os.path.join(head, f".{name}.{os.getpid()}.{fd}.fasts3")
-    discard(temp)
+    discard(temp)  # left by an earlier try
     os.link(str(fd), temp, src_dir_fd=_proc_fd[1])
     try:
         os.replace(temp, final)

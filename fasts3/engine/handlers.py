@@ -142,7 +142,7 @@ async def _get_body(tr: AsyncTransport, a: GetArgs, resp: Answer, rng: str | Non
             complete = first and start + keep >= end
             if complete and a.final:
                 if unnamed:
-                    files.commit_unnamed(fd, a.final)
+                    files.commit_unnamed(fd, a.final, a.path)
                 else:
                     files.commit(a.path, a.final)
         finally:

@@ -24,6 +24,7 @@ Failure handling:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -43,6 +44,8 @@ log = logging.getLogger("fasts3.pool")
 MAX_RESPAWNS = 20  # worker deaths one batch survives (the budget starts anew each batch)
 CLEANUP_SECONDS = 15.0
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_WORKER_MAIN = ("import sys; sys.path[0] = {root!r}; "
+                "from fasts3.engine.worker import main; main()")
 
 
 class _Worker:
@@ -108,11 +111,17 @@ class Pool:
         env = dict(os.environ)
         env["PYTHONPATH"] = _PACKAGE_ROOT + (os.pathsep + env["PYTHONPATH"]
                                              if env.get("PYTHONPATH") else "")
+        # Not ``-m``: it would put the current directory first on sys.path, and a ``fasts3``
+        # there (another checkout) would run in the worker instead of this one.
         proc = subprocess.Popen(
-            [sys.executable, "-m", "fasts3.engine.worker"],
+            [sys.executable, "-c", _WORKER_MAIN.format(root=_PACKAGE_ROOT)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True,
         )
         w = _Worker(slot, next(self._gen), proc)
+        with contextlib.suppress(ImportError, AttributeError, OSError):  # Linux only
+            import fcntl  # room for large task frames: the parent never waits for a worker
+
+            fcntl.fcntl(w.stdin.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
         write_frame(w.stdin, ("init", self._init))
         threading.Thread(target=self._read, args=(w,), daemon=True,
                          name=f"fasts3-pool-reader-{slot}").start()

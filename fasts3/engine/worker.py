@@ -1,8 +1,8 @@
 """A worker process: one event loop drives all its requests, results go back in batches.
 
-Started by ``pool.py`` as ``python -m fasts3.engine.worker`` with pipes on stdin/stdout (see
-``tasks.py`` for the frames). It imports only the standard library and the engine modules, so
-it starts in a few tens of milliseconds.
+Started by ``pool.py`` (``python -c ... main()``, this package first on ``sys.path``) with
+pipes on stdin/stdout (see ``tasks.py`` for the frames). It imports only the standard library
+and the engine modules, so it starts in a few tens of milliseconds.
 
 Every task becomes a coroutine on the loop (``retry.run_with_retries_async`` around its
 handler from ``handlers.py``); at most ``WorkerInit.in_flight`` requests are on the wire at
@@ -209,6 +209,7 @@ async def serve(init: WorkerInit, inp: IO[bytes], out: IO[bytes],
     while wt.get_write_buffer_size():
         await asyncio.sleep(0.01)
     worker.transport.close()
+    await asyncio.sleep(0)  # let the aborted connections' callbacks run before the loop ends
 
 
 def _read_init(inp: IO[bytes]) -> tuple[WorkerInit | None, bytes]:
