@@ -249,4 +249,10 @@ def render(data: dict) -> str:
 
 
 def write(data: dict, path: Path) -> None:
-    path.write_text(render(data))
+    """Render ``data`` to ``path``; a hand-written ``ANALYSIS.md`` beside it (where the time
+    goes, what would close a missed target) is appended, so a re-render keeps it."""
+    text = render(data)
+    analysis = path.parent / "ANALYSIS.md"
+    if analysis.is_file():
+        text += "\n" + analysis.read_text()
+    path.write_text(text)

@@ -45,11 +45,11 @@ async def _get_all(cfg: dict, paths: dict[str, str]) -> None:
 
     async def one(name: str) -> None:
         key = f"{cfg['src_prefix']}/{name}"
+        async with sem:  # the file is opened after the first answer: 20,000 objects must
+            resp = await obstore.get_async(store, key, options={"range": (0, PART)})
+            data = await resp.bytes_async()  # not hold 20,000 open files (W5)
         fd = os.open(paths[name], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            async with sem:
-                resp = await obstore.get_async(store, key, options={"range": (0, PART)})
-                data = await resp.bytes_async()
             size = resp.meta["size"]
             if size > PART:
                 os.ftruncate(fd, size)
