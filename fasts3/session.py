@@ -131,7 +131,8 @@ class Connection:
         self.endpoint = EndpointSpec(
             parts.scheme, parts.hostname or "",
             parts.port or (443 if parts.scheme == "https" else 80),
-            region_name, path_style, headers, _verify_setting(verify, scoped),
+            region_name, path_style, headers,
+            _verify_setting(verify, scoped) if parts.scheme == "https" else True,
         )
         self._creds = None if self.anonymous else _find_credentials(self.session)
 
@@ -157,7 +158,8 @@ class Connection:
 
 
 def _verify_setting(verify: Any, scoped: Mapping[str, Any]) -> bool | str:
-    """The TLS verification setting, resolved as botocore does: ``verify`` (client_params),
+    """The TLS verification setting of an HTTPS endpoint (a plain-HTTP one has none: its
+    bundle is never read), resolved as botocore does: ``verify`` (client_params),
     ``AWS_CA_BUNDLE``, the profile's ``ca_bundle``, else True. A CA bundle must be readable:
     :class:`S3Error` (``InvalidOption``) names it otherwise."""
     if verify is None:
