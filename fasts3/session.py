@@ -1,5 +1,6 @@
 """Where requests go and who signs them: boto3's normal credential chain and botocore's
-endpoint/region resolution, reduced to what worker processes need (an
+endpoint/region resolution (skipped when the arguments and the environment decide them:
+``plain_env``), reduced to what worker processes need (an
 :class:`~fasts3.engine.transport.EndpointSpec` and frozen
 :class:`~fasts3.engine.sigv4.Credentials`).
 
@@ -42,6 +43,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import plain_env
 from .engine import network, regions
 from .engine.sigv4 import Credentials
 from .engine.transport import EndpointSpec
@@ -55,10 +57,13 @@ _STORAGE_CLASS = re.compile(r"^[A-Z][A-Z0-9_]{1,63}$")
 
 
 class Connection:
-    """A boto3 session and S3 client, resolved once per :class:`~fasts3.S3` context.
+    """Endpoint, region and credentials, resolved once per :class:`~fasts3.S3` context:
+    from the arguments and the environment alone when they decide it (``plain_env``: no
+    botocore import), else through a boto3 session.
 
     Attributes: ``endpoint`` (what workers connect to), ``client`` (a boto3 S3 client, for
-    rare control-plane calls only), ``session``, ``anonymous``. Raises :class:`S3Error` for
+    rare control-plane calls only, built on first use), ``session`` (likewise),
+    ``anonymous``. Raises :class:`S3Error` for
     invalid options (an unreadable CA bundle too), :class:`S3NoCredentials` when no (or
     only partial) credentials are found and ``anonymous`` is not set, and
     :class:`S3AccessDenied` if a role cannot be assumed.
@@ -77,10 +82,6 @@ class Connection:
         requester_pays: bool = False,
         addressing_style: str | None = None,
     ) -> None:
-        import boto3
-        from botocore import UNSIGNED
-        from botocore.config import Config
-
         if addressing_style not in ADDRESSING_STYLES:
             raise S3Error(f"addressing_style must be one of {ADDRESSING_STYLES[1:]}",
                           code="InvalidOption")
@@ -95,36 +96,25 @@ class Connection:
         if region:
             svars["region_name"] = region
             params.pop("region_name", None)
-        try:
-            self.session = boto3.session.Session(**svars)
-        except Exception as e:  # ProfileNotFound and friends
-            raise S3Error(f"Could not create an AWS session: {e}", code="InvalidOption") from None
-        config = params.pop("config", None) or Config()
-        if anonymous:
-            config = config.merge(Config(signature_version=UNSIGNED))
-        if addressing_style and addressing_style != "auto":
-            s3cfg = dict(config.s3 or {}, addressing_style=addressing_style)
-            config = config.merge(Config(s3=s3cfg))
-        self.anonymous = getattr(config, "signature_version", None) is UNSIGNED
-        if role and not self.anonymous:
-            self.session = _assume_role(self.session, role)
-        self._client = None
-        self._client_args = (endpoint_url, config,
+        self._svars = svars
+        self._session: Any = None
+        self._client: Any = None
+        config = params.pop("config", None)
+        self._other_params = bool(params)  # beyond endpoint_url, verify, region and config
+        self._client_args = (endpoint_url, config, anonymous, addressing_style,
                              dict(params, verify=verify) if verify is not None else params)
-        scoped = self.session._session.get_scoped_config() or {}
-        if params or "endpoint_url" in scoped or "services" in scoped:
-            # Anything unusual: let botocore build a client and resolve it all.
-            meta = self.client.meta
-            region_name = meta.region_name or "us-east-1"
-            parts = urlsplit(meta.endpoint_url)
-            style = (meta.config.s3 or {}).get("addressing_style") if meta.config.s3 else None
-        else:
-            # The common case, without the ~0.15 s CPU of building a boto3 client: an
-            # explicit endpoint, or AWS's regional endpoint for the session's region.
-            region_name = self.session.region_name or "us-east-1"
+        plain = plain_env.resolve(session_vars, client_params, role, profile, anonymous, region)
+        if plain is not None:
+            # The common case needs no botocore at all (see ``plain_env``).
+            self.anonymous = anonymous
+            self._creds: Any = plain.credentials
+            region_name, style = plain.region or "us-east-1", None
+            scoped: Mapping[str, Any] = {}
             parts = urlsplit(endpoint_url or f"https://s3.{region_name}.amazonaws.com")
-            style = (config.s3 or {}).get("addressing_style") or \
-                (scoped.get("s3") or {}).get("addressing_style")
+        else:
+            region_name, parts, style, scoped = self._resolve_with_botocore(role)
+        if addressing_style and addressing_style != "auto":
+            style = addressing_style
         custom = endpoint_url is not None or not regions.is_aws_host(parts.hostname)
         path_style = style == "path" or (style != "virtual" and custom)
         headers = (REQUEST_PAYER,) if requester_pays else ()
@@ -134,21 +124,80 @@ class Connection:
             region_name, path_style, headers,
             _verify_setting(verify, scoped) if parts.scheme == "https" else True,
         )
-        self._creds = None if self.anonymous else _find_credentials(self.session)
+
+    def _resolve_with_botocore(self, role: Any) -> tuple[str, Any, str | None, dict]:
+        """Session, credentials, region, endpoint parts and addressing style from botocore
+        (profiles, config files, SSO, instance roles, ...)."""
+        from botocore import UNSIGNED
+
+        session = self.session
+        config = self._config()
+        self.anonymous = getattr(config, "signature_version", None) is UNSIGNED
+        if role and not self.anonymous:
+            self._session = session = _assume_role(session, role)
+        endpoint_url = self._client_args[0]
+        scoped = session._session.get_scoped_config() or {}
+        if self._other_params or "endpoint_url" in scoped or "services" in scoped:
+            # Anything unusual: let botocore build a client and resolve it all.
+            meta = self.client.meta
+            region_name = meta.region_name or "us-east-1"
+            parts = urlsplit(meta.endpoint_url)
+            style = (meta.config.s3 or {}).get("addressing_style") if meta.config.s3 else None
+        else:
+            # Without the ~0.15 s CPU of building a boto3 client: an explicit endpoint, or
+            # AWS's regional endpoint for the session's region.
+            region_name = session.region_name or "us-east-1"
+            parts = urlsplit(endpoint_url or f"https://s3.{region_name}.amazonaws.com")
+            style = (config.s3 or {}).get("addressing_style") or \
+                (scoped.get("s3") or {}).get("addressing_style")
+        self._creds = None if self.anonymous else _find_credentials(session)
+        return region_name, parts, style, scoped
+
+    @property
+    def session(self) -> Any:
+        """The boto3 session (made on first use: the common case never needs it). Raises
+        :class:`S3Error` (``InvalidOption``) if botocore refuses the options (an unknown
+        profile)."""
+        if self._session is None:
+            import boto3
+
+            try:
+                self._session = boto3.session.Session(**self._svars)
+            except Exception as e:  # ProfileNotFound and friends
+                raise S3Error(f"Could not create an AWS session: {e}",
+                              code="InvalidOption") from None
+        return self._session
+
+    def _config(self) -> Any:
+        """The botocore ``Config`` of the control-plane client: ``client_params["config"]``
+        with ``anonymous`` and ``addressing_style`` merged in."""
+        from botocore import UNSIGNED
+        from botocore.config import Config
+
+        _, config, anonymous, addressing_style, _ = self._client_args
+        config = config or Config()
+        if anonymous:
+            config = config.merge(Config(signature_version=UNSIGNED))
+        if addressing_style and addressing_style != "auto":
+            s3cfg = dict(config.s3 or {}, addressing_style=addressing_style)
+            config = config.merge(Config(s3=s3cfg))
+        return config
 
     @property
     def client(self) -> Any:
         """A boto3 S3 client for rare control-plane calls (built on first use)."""
         if self._client is None:
-            endpoint_url, config, params = self._client_args
-            self._client = self.session.client("s3", endpoint_url=endpoint_url, config=config,
-                                               **params)
+            endpoint_url, _, _, _, params = self._client_args
+            self._client = self.session.client("s3", endpoint_url=endpoint_url,
+                                               config=self._config(), **params)
         return self._client
 
     def credentials(self) -> Credentials:
         """Current frozen credentials (refreshed by botocore when they near expiry)."""
         if self._creds is None:
             return Credentials(None, None, None)
+        if isinstance(self._creds, Credentials):
+            return self._creds  # static, from the caller or the environment
         try:
             f = self._creds.get_frozen_credentials()
         except Exception as e:  # botocore raises many types here; none should escape raw

@@ -123,3 +123,38 @@ def test_starting_a_context_costs_the_parent_little_cpu(small_objects, seaweed, 
         assert _workers(s3) == 1
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     assert cpu < 0.05, cpu
+
+
+def test_async_throttle_paces_a_burst_and_replaces_finished_requests_at_once():
+    """A burst of 60 acquires: each turn of the loop admits at most ``pace`` more than
+    finished (so answers are read between admissions), all are admitted within a few turns
+    per request, and a release lets a waiter in at once."""
+    import asyncio
+
+    from fasts3.engine.retry import AsyncThrottle
+
+    async def main() -> None:
+        throttle = AsyncThrottle(50, pace=4)
+        hold = asyncio.get_running_loop().create_future()
+
+        async def request() -> None:
+            await throttle.acquire()
+            await hold
+
+        tasks = [asyncio.create_task(request()) for _ in range(60)]
+        seen = []
+        for _ in range(40):
+            await asyncio.sleep(0)
+            seen.append(throttle.active)
+        steps = [b - a for a, b in zip([0, *seen], seen)]
+        assert max(steps) <= 4, seen
+        assert throttle.active == 50, seen  # the limit, reached within the 40 turns
+        throttle.release()  # one finished: its replacement needs no new turn's budget
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert throttle.active == 50 and len(throttle._waiters) == 9
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run(main())

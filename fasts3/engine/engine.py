@@ -6,8 +6,8 @@ An Engine owns, for one :class:`~fasts3.S3` context (or one CLI command, or one 
 * the one source of credentials (:meth:`Engine.credentials`), which the worker pool (before
   each batch, periodically during long ones, for replacement workers) and the range readers
   of ``open()`` read; botocore refreshes temporary credentials behind it;
-* the worker pool (started on the first batch with one worker, grown to the work, stopped by
-  :meth:`close`);
+* the worker pool (started on the first batch with one worker -- launched before the
+  connection is resolved, so the two overlap -- grown to the work, stopped by :meth:`close`);
 * the temp directory downloads are staged in (absolute, mode 0700, removed by :meth:`close`);
 * progress reporting, and :meth:`run` -- the one way to run ops.
 
@@ -22,6 +22,7 @@ import itertools
 import logging
 import os
 import shutil
+import subprocess
 import threading
 from collections.abc import Callable, Generator, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
@@ -31,7 +32,7 @@ from ..errors import S3Error, S3RetriesExhausted
 from ..progress import Progress
 from ..urls import temp_name
 from . import files
-from .pool import Pool
+from .pool import Pool, discard_worker, launch_worker
 from .ranged import RangeReader
 from .scheduler import Op
 from .stream import FeedItem, stream
@@ -102,6 +103,7 @@ class Engine:
         self._connect_args = dict(connect or {})
         self._connection: Connection | None = None
         self._pool: Pool | None = None
+        self._launched: subprocess.Popen[bytes] | None = None  # the first worker, early
         self._closed = False
         self._lock = threading.RLock()
         self._serial = itertools.count()
@@ -158,6 +160,10 @@ class Engine:
     def _ready_pool(self) -> Pool:
         if self._closed:
             raise S3Error("This S3 client is closed", code="Closed")
+        if self._pool is None and self._launched is None:
+            # The first worker interpreter starts while the connection is resolved (botocore,
+            # when it is needed, takes as long to import as a worker takes to start).
+            self._launched = launch_worker()
         creds = self.credentials()
         cfg = self.config
         retry = (attempts_now(cfg), cfg.backoff_base, cfg.backoff_max)
@@ -171,7 +177,9 @@ class Engine:
                 retry=retry, verify_checksums=cfg.verify_checksums,
                 upload_checksums=cfg.upload_checksums, in_flight=cfg.requests_per_process,
                 inject=(cfg.inject_failure_rate, cfg.inject_seed))
-            self._pool = Pool(init, cfg.processes, credentials_source=self.credentials)
+            launched, self._launched = self._launched, None
+            self._pool = Pool(init, cfg.processes, credentials_source=self.credentials,
+                              launched=launched)
         else:
             self._pool.update_credentials(creds)
         return self._pool
@@ -266,6 +274,9 @@ class Engine:
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.close()
+        launched, self._launched = self._launched, None
+        if launched is not None:  # the connection failed to resolve: no pool was made
+            discard_worker(launched)
         tmpdir, self._tmpdir = self._tmpdir, None
         if tmpdir:
             shutil.rmtree(tmpdir, ignore_errors=True)

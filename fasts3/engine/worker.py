@@ -57,6 +57,7 @@ class Worker:
         self._results: list[tuple] = []
         self._bytes = 0
         self._flush_soon = False
+        self._flushed_at = float("-inf")  # loop time of the last frame sent
         self._ticking = False
         self.active = 0
         self._tasks: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
@@ -107,7 +108,11 @@ class Worker:
         record = await self.execute(task)
         self.active -= 1
         self._results.append(record)
-        if not self._flush_soon:  # results of the next FLUSH_DELAY s travel together
+        if self._flush_soon:
+            return
+        if self.loop.time() - self._flushed_at >= FLUSH_DELAY:
+            self.flush()  # the first result after a quiet spell goes out at once
+        else:  # results of the next FLUSH_DELAY s travel together
             self._flush_soon = True
             self.loop.call_later(FLUSH_DELAY, self.flush)
 
@@ -120,6 +125,7 @@ class Worker:
             self._bytes = 0
         if batch:
             write_frame(self._out, batch)
+            self._flushed_at = self.loop.time()
         if self.stopping and not self.active and not self.finished.done():
             self.finished.set_result(None)
 
