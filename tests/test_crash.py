@@ -109,7 +109,8 @@ def test_replacement_worker_gets_current_credentials(moto_server, moto_bucket):
             killed: list = []
 
             def rotate():  # what a refresh of temporary credentials does mid-batch
-                s3._engine.connection._creds.access_key = "ROTATEDKEY"
+                conn = s3._engine.connection
+                conn._creds = conn.credentials()._replace(access_key="ROTATEDKEY")
 
             t = _kill_when(proxy, s3, 4, killed, before=rotate)
             objs = s3.get_many(list(data))
