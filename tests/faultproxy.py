@@ -49,6 +49,7 @@ import random
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -76,6 +77,7 @@ class Record:
     body_len: int = 0
     finished: bool = False
     sent: int = 0  # body bytes sent back (counted for ``ignore_range`` only)
+    at: float = field(default_factory=time.monotonic)  # when the request arrived
 
 
 @dataclass
@@ -191,6 +193,9 @@ class FaultProxy:
         self.stall_seconds = 2.0
         self.latency = 0.0
         self.latency_match: Callable[[Record], bool] | None = None
+        #: bytes per second each answer's body is sent at (0: as fast as possible), as a
+        #: real network's per-connection throughput
+        self.body_rate = 0
         self.custom_error = (400, "ExpiredToken", "The provided token has expired.")
         self.stats = Stats()
         self.records: collections.deque[Record] = collections.deque(maxlen=max_records)
@@ -441,7 +446,25 @@ class FaultProxy:
             return True
         if fault == "ignore_range":
             return self._send_counted(csock, rec, head, body)
+        if self.body_rate and body:
+            return self._send_paced(csock, head, body)
         csock.sendall(head + body)
+        return True
+
+    def _send_paced(self, csock: socket.socket, head: bytes, body: bytes) -> bool:
+        """Send the body at ``body_rate`` bytes per second (64 KiB pieces); ``False`` if the
+        client went away meanwhile."""
+        piece = 64 * 1024
+        t0 = time.monotonic()
+        try:
+            csock.sendall(head)
+            for pos in range(0, len(body), piece):
+                ahead = t0 + pos / self.body_rate - time.monotonic()
+                if ahead > 0 and self._stop.wait(ahead):
+                    return False
+                csock.sendall(body[pos:pos + piece])
+        except OSError:
+            return False
         return True
 
     @staticmethod

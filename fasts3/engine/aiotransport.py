@@ -80,6 +80,9 @@ class AsyncTransport(Signing):
         #: free-space checks of the downloads this worker creates (one statvfs per second
         #: and directory, and per large object)
         self.space = files.SpaceCheck()
+        #: ``announce(task_id, value)``: an early word on a task still running (set by the
+        #: worker; see ``handlers.get``), or ``None``
+        self.announce: Callable[[int, Any], None] | None = None
 
     async def send(self, method: str, bucket: str, key: str = "",
                    query: dict[str, str] | None = None, headers: dict[str, str] | None = None,

@@ -28,6 +28,7 @@ from .tasks import (
     CopySource,
     DeleteArgs,
     GetArgs,
+    GetPlan,
     GetResult,
     HeadArgs,
     ListArgs,
@@ -67,7 +68,9 @@ async def get(tr: AsyncTransport, task: Task, progress: Progress) -> GetResult:
     arrives whole in an unnamed file (``files.create_unnamed``), else the temp file
     (``files.create``; grown to its final size only when parts will follow). A response
     holding the whole object is verified against the object's checksum when
-    ``tr.verify_checksums`` (see ``checksums.py``) before the file gets its final name.
+    ``tr.verify_checksums`` (see ``checksums.py``) before the file gets its final name. A
+    first answer that parts will follow is announced (``tr.announce``, a
+    :class:`~fasts3.engine.tasks.GetPlan`) once its file exists, before its body is read.
     """
     a: GetArgs = task.args  # type: ignore[assignment]
     headers = {}
@@ -85,14 +88,17 @@ async def get(tr: AsyncTransport, task: Task, progress: Progress) -> GetResult:
             raise
         headers.pop("range")  # an empty object has no byte 0: fetch it whole
         resp = await tr.send("GET", task.bucket, task.key, query, headers)
+    announce = tr.announce
     try:
-        return await _get_body(tr, a, resp, headers.get("range"), progress)
+        return await _get_body(tr, a, resp, headers.get("range"), progress,
+                               (lambda plan: announce(task.id, plan)) if announce else None)
     finally:
         resp.drop()  # a no-op once the body was read
 
 
 async def _get_body(tr: AsyncTransport, a: GetArgs, resp: Answer, rng: str | None,
-                    progress: Progress) -> GetResult:
+                    progress: Progress,
+                    announce: Callable[[GetPlan], None] | None = None) -> GetResult:
     h = resp.headers
     first = a.first
     length = framing.body_length(resp, resp.drop)  # None: chunked, read to its end
@@ -125,6 +131,10 @@ async def _get_body(tr: AsyncTransport, a: GetArgs, resp: Answer, rng: str | Non
                 unnamed = fd >= 0
             if fd < 0:
                 fd = files.create(a.path, size, preallocate=not whole, space=tr.space)
+            if not whole and announce is not None and keep is not None and end is not None:
+                # Parts follow: the parent may ask for them now (the file exists), not
+                # after this answer's body.
+                announce(GetPlan(start, keep, base, end, h.get("etag", "").strip('"') or None))
         else:
             if a.expect and (start, length) != tuple(a.expect):
                 resp.drop()  # never read an unexpected body

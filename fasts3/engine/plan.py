@@ -25,6 +25,7 @@ from .retry import make_error
 from .tasks import (
     DeleteArgs,
     GetArgs,
+    GetPlan,
     GetResult,
     HeadArgs,
     ListArgs,
@@ -184,23 +185,16 @@ class GetOp(_Op):
             self.total = r.total
             self.start_offset = r.base
             self.length = r.end - r.base
-            self.learned_bytes = self.length  # for progress totals (read by the scheduler)
             if r.complete:
+                self.learned_bytes = self.length  # for progress totals (scheduler)
                 self.done = True  # the worker committed the file
                 return []
-            etag = self.headers.get("etag", "").strip('"') or None
-            specs = []
-            pos = r.start + r.length
-            part = _rest_part_size(self.part_size, r.end - pos)
-            while pos < r.end:
-                n = min(part, r.end - pos)
-                specs.append(self.spec(GetArgs(
-                    self.temp, base=r.base, range=f"bytes={pos}-{pos + n - 1}",
-                    if_match=etag, expect=(pos, n), version_id=self.version_id)))
-                pos += n
-            self._parts_left = len(specs)
-            return specs
-        if r.headers is not None:  # the part at offset 0 of a planned download
+            if not self._parts_left:  # not planned early (on_early): plan the rest now
+                etag = self.headers.get("etag", "").strip('"') or None
+                return self.on_early(task, GetPlan(r.start, r.length, r.base, r.end, etag),
+                                     counting_first=False)
+            # planned early: this answer was one of the parts
+        elif r.headers is not None:  # the part at offset 0 of a planned download
             self.headers = r.headers
         self._parts_left -= 1
         if self._parts_left == 0:
@@ -213,6 +207,27 @@ class GetOp(_Op):
                 return []
             self.done = True
         return []
+
+    def on_early(self, task: Task, plan: GetPlan,
+                 counting_first: bool = True) -> list[TaskSpec]:
+        """The first answer's head says parts follow (``plan``): ask for the rest of the
+        download, pinned to the answer's ETag. ``counting_first``: the first answer is
+        still arriving and completes the download like a part (its result comes later).
+        Planned at most once (a retried first request announces again)."""
+        if self.done or self._parts_left:
+            return []
+        specs = []
+        pos = plan.start + plan.length
+        part = _rest_part_size(self.part_size, plan.end - pos)
+        while pos < plan.end:
+            n = min(part, plan.end - pos)
+            specs.append(self.spec(GetArgs(
+                self.temp, base=plan.base, range=f"bytes={pos}-{pos + n - 1}",
+                if_match=plan.etag, expect=(pos, n), version_id=self.version_id)))
+            pos += n
+        self._parts_left = len(specs) + (1 if counting_first else 0)
+        self.learned_bytes = plan.end - plan.base  # for progress totals (scheduler)
+        return specs
 
     def _plan_parts(self, size: int, etag: str | None) -> list[TaskSpec]:
         """Create the temp file and ask for every part of a listed object at once."""

@@ -126,6 +126,10 @@ class Batch:
                 if m[0] == "p":
                     if self.on_bytes is not None:
                         self.on_bytes(m[1])
+                elif m[0] == "e":  # an early word on a task still running
+                    task = w.inflight.get(m[1])
+                    if task is not None:
+                        (self.pool.batch_of.get(task.id) or self).early(task, m[2])
                 else:
                     task = w.inflight.pop(m[1], None)
                     if task is not None:
@@ -168,6 +172,25 @@ class Batch:
         by_tasks = -(-(len(held) + len(self.pending)) // max(1, self.pool.in_flight))
         return max(1, by_tasks, -(-heavy // HEAVY_PER_WORKER))
 
+    def early(self, task: Task, value: Any) -> None:
+        """An early word on ``task``, still running (``handlers.get``: a large download's
+        first answer has arrived; its op asks for the other parts now). Any batch may call
+        this on the task's owner: it only queues tasks, they go out at the owner's next
+        step."""
+        op = self.owner.get(task.id)
+        on_early = getattr(op, "on_early", None)
+        if op is None or op.done or on_early is None or self.failed:
+            return
+        self.submit(op, on_early(task, value))
+        self._report_learned(op)
+
+    def _report_learned(self, op: Op) -> None:
+        learned = getattr(op, "learned_bytes", 0)
+        if learned:
+            op.learned_bytes = 0  # type: ignore[attr-defined]
+            if self.on_total is not None:
+                self.on_total(learned)
+
     def finish(self, task: Task | None, value: Any, error: tuple | None) -> None:
         if task is None:
             return
@@ -176,11 +199,7 @@ class Batch:
             return
         was_done = op.done
         specs = op.on_result(task, value, error)
-        learned = getattr(op, "learned_bytes", 0)
-        if learned:
-            op.learned_bytes = 0  # type: ignore[attr-defined]
-            if self.on_total is not None:
-                self.on_total(learned)
+        self._report_learned(op)
         if self.failed:
             for s in specs:
                 if s.kind not in CLEANUP_KINDS:

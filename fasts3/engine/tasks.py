@@ -164,6 +164,20 @@ KIND_OF: dict[type, str] = {
 """The short name of each task kind (logs, the cleanup set, per-kind decisions in ops)."""
 
 
+class GetPlan(NamedTuple):
+    """What the first answer of a download that continues in parts tells as soon as its
+    head arrives (a worker's ``("e", task_id, GetPlan)`` record, before the task's result):
+    ``start``/``length`` of the bytes this answer will keep, ``base`` and ``end`` as in
+    :class:`GetResult`, the ``etag`` the other parts are pinned to (``None`` if absent). The
+    parent asks for the other parts at once, while this answer's body is still arriving."""
+
+    start: int
+    length: int
+    base: int
+    end: int
+    etag: str | None
+
+
 class GetResult(NamedTuple):
     """What a GET reports (compact: one small tuple per object). ``start``: object offset of
     the first byte received; ``length``: bytes kept; ``total``: object size (``None`` if the

@@ -47,6 +47,7 @@ class Worker:
         self.transport = AsyncTransport(
             init.endpoint, Signer(init.credentials, init.endpoint.region),
             init.connect_timeout, init.read_timeout)
+        self.transport.announce = self.announce
         self.transport.verify_checksums = init.verify_checksums
         self.transport.upload_checksums = init.upload_checksums
         self.policy = RetryPolicy(*init.retry)
@@ -66,6 +67,12 @@ class Worker:
 
     def progress(self, n: int) -> None:
         self._bytes += n
+
+    def announce(self, task_id: int, value: Any) -> None:
+        """Send an early word on a running task at once (``("e", id, value)``): the parent
+        acts on it before the task's result (``handlers.get``: ask for the other parts)."""
+        self._results.append(("e", task_id, value))
+        self.flush()
 
     async def execute(self, task: Task) -> tuple:
         """Run one task with retries; return the ``("r", id, value, error)`` record. The
