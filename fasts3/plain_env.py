@@ -46,12 +46,16 @@ def resolve(session_vars: Mapping[str, Any] | None, client_params: Mapping[str, 
             role: Any, profile: str | None, anonymous: bool,
             region: str | None) -> Resolved | None:
     """What botocore would resolve, or ``None`` when only botocore can tell (see the module
-    doc). Never raises: anything unusual (a half key pair, an unreadable config file, a
-    named profile that does not exist) is left to botocore and its errors."""
+    doc). Never raises: anything unusual (a half key pair, an empty or unusual variable, an
+    unreadable config file, a named profile that does not exist) is left to botocore and
+    its errors."""
     svars = dict(session_vars or {})
     if client_params or role or profile or set(svars) - _KEY_VARS:
         return None
     env = os.environ
+    if any(env.get(name) == "" for name in _SET_MEANS_SOMETHING) or \
+            svars.get("region_name") == "":
+        return None  # botocore reads a variable set to "" differently: let it
     if anonymous:
         credentials = None
     else:
@@ -63,6 +67,12 @@ def resolve(session_vars: Mapping[str, Any] | None, client_params: Mapping[str, 
     if section is None or _PROFILE_SETTINGS & section.keys():
         return None
     return Resolved(credentials, region or section.get("region") or None)
+
+
+_SET_MEANS_SOMETHING = ("AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
+                        "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
+_CREDENTIAL_SETTINGS = frozenset({"aws_access_key_id", "aws_secret_access_key",
+                                  "aws_session_token", "aws_security_token"})
 
 
 def _credentials(svars: dict[str, Any], env: Mapping[str, str]) -> Credentials | None:
@@ -80,19 +90,47 @@ def _credentials(svars: dict[str, Any], env: Mapping[str, str]) -> Credentials |
 
 
 def _profile_section(env: Mapping[str, str]) -> dict[str, str] | None:
-    """The settings of the active profile in the config file ({} if there is no file or no
-    such section for ``default``); ``None`` if the file cannot be read or a named profile is
-    missing."""
-    name = env.get("AWS_DEFAULT_PROFILE") or env.get("AWS_PROFILE") or "default"
-    path = os.path.expanduser(env.get("AWS_CONFIG_FILE") or "~/.aws/config")
-    if not os.path.exists(path):
-        return {} if name == "default" else None
+    """The settings of the active profile ({} if it has none), as botocore merges them: the
+    config file's section, then the credentials file's section of the same name, which may
+    only hold keys here. ``None`` (ask botocore) if a file cannot be read or parsed as
+    botocore would, the profile was named and does not exist, or ``default`` is defined
+    twice in the config file (``[default]`` and ``[profile default]``)."""
+    named = env.get("AWS_DEFAULT_PROFILE") or env.get("AWS_PROFILE")
+    name = named or "default"
+    config = _read(env.get("AWS_CONFIG_FILE") or "~/.aws/config")
+    creds = _read(env.get("AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials")
+    if config is None or creds is None:
+        return None
+    titles = [t for t in ((name, f"profile {name}") if name == "default"
+                          else (f"profile {name}",)) if config.has_section(t)]
+    if len(titles) > 1:
+        return None
+    section = {k.lower(): v for k, v in config.items(titles[0])} if titles else {}
+    if creds.has_section(name):
+        if {k.lower() for k, _ in creds.items(name)} - _CREDENTIAL_SETTINGS:
+            return None  # botocore merges these into the profile
+        if not titles:
+            titles = [name]
+    if named and not titles:
+        return None  # botocore: ProfileNotFound
+    return section
+
+
+def _read(path: str) -> configparser.RawConfigParser | None:
+    """The INI file at ``path`` (``~`` and ``$VAR`` expanded; empty if it does not exist),
+    or ``None`` if it cannot be read or a nested value (``s3 =`` then indented
+    ``key = value`` lines) is malformed: botocore would fail on the whole file."""
+    path = os.path.expandvars(os.path.expanduser(path))
     parser = configparser.RawConfigParser()
+    if not os.path.isfile(path):
+        return parser
     try:
         parser.read(path, encoding="utf-8")
     except (configparser.Error, OSError, UnicodeDecodeError):
         return None
-    for title in ((name, f"profile {name}") if name == "default" else (f"profile {name}",)):
-        if parser.has_section(title):
-            return {k.lower(): v for k, v in parser.items(title)}
-    return {} if name == "default" else None
+    for title in parser.sections():
+        for _, value in parser.items(title):
+            if value.startswith("\n") and any(
+                    line.strip() and "=" not in line for line in value.splitlines()):
+                return None
+    return parser

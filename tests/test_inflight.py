@@ -179,3 +179,38 @@ def test_parts_are_asked_for_as_soon_as_the_first_answer_arrives(seaweed, bucket
     assert len(first) == 1 and len(parts) == 4, [(r.headers.get("range"), r.at) for r in gets]
     late = [round(r.at - first[0].at, 3) for r in parts if r.at - first[0].at > 0.3]
     assert not late, late
+
+
+def test_async_throttle_credit_of_finished_requests_lasts_one_turn():
+    """Requests that finished earlier leave no credit for a later burst: it is paced too."""
+    import asyncio
+
+    from fasts3.engine.retry import AsyncThrottle
+
+    async def main() -> None:
+        throttle = AsyncThrottle(100, pace=4)
+        for _ in range(40):  # one by one, a turn apart: no burst
+            await throttle.acquire()
+            await asyncio.sleep(0)
+        for _ in range(40):
+            throttle.release()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        hold = asyncio.get_running_loop().create_future()
+
+        async def request() -> None:
+            await throttle.acquire()
+            await hold
+
+        tasks = [asyncio.create_task(request()) for _ in range(40)]
+        seen = []
+        for _ in range(20):
+            await asyncio.sleep(0)
+            seen.append(throttle.active)
+        assert max(b - a for a, b in zip([0, *seen[:-1]], seen, strict=True)) <= 4, seen
+        assert throttle.active == 40, seen
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run(main())

@@ -72,16 +72,32 @@ SCENARIOS = {
         "[profile lab]\nregion = ca-central-1\naws_access_key_id = PROFKEY\n"
         "aws_secret_access_key = profsecret\n", {}),
     "anonymous": ({}, "", dict(anonymous=True, region="eu-north-1")),
+    "the config file's path names a variable": (
+        {"AWS_ACCESS_KEY_ID": "ENVKEY", "AWS_SECRET_ACCESS_KEY": "envsecret",
+         "AWS_CONFIG_FILE": "$FASTS3_TEST_AWS_DIR/config"},
+        "[default]\nregion = sa-east-1\n", {}),
+    "the credentials file holds only keys": (
+        {}, "[default]\nregion = eu-west-2\n", dict(session_vars=KEYS), "credentials",
+        "[default]\naws_access_key_id = FILEKEY\naws_secret_access_key = filesecret\n"),
 }
 
 
-@pytest.mark.parametrize("name", list(SCENARIOS))
-def test_fast_path_gives_botocores_answer(aws_env, monkeypatch, name):
-    env, config, kwargs = SCENARIOS[name]
+def _setup(aws_env, monkeypatch, env: dict, config: str, *files: str) -> None:
+    """Set ``env`` (``$FASTS3_TEST_AWS_DIR``: the files' directory), write the config file
+    and (``files`` = name, text) the credentials file."""
+    monkeypatch.setenv("FASTS3_TEST_AWS_DIR", str(aws_env.parent))
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     if config:
         aws_env.write_text(config)
+    if files:
+        (aws_env.parent / files[0]).write_text(files[1])
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_fast_path_gives_botocores_answer(aws_env, monkeypatch, name):
+    env, config, kwargs, *files = SCENARIOS[name]
+    _setup(aws_env, monkeypatch, env, config, *files)
     assert plain_env.resolve(kwargs.get("session_vars"), None, None, None,
                              kwargs.get("anonymous", False), kwargs.get("region")) is not None
     fast, slow = _both(monkeypatch, **kwargs)
@@ -109,16 +125,28 @@ DECLINED = {
         {"AWS_PROFILE": "missing"}, "[default]\nregion = us-east-1\n",
         dict(session_vars=KEYS)),
     "an unreadable config file": ({}, "[default\nregion", dict(session_vars=KEYS)),
+    "a malformed nested value in another profile": (
+        {}, "[default]\nregion = us-east-1\n[profile other]\ns3 =\n  garbage\n",
+        dict(session_vars=KEYS)),
+    "default defined twice": (
+        {}, "[default]\noutput = json\n[profile default]\nregion = eu-central-1\n",
+        dict(session_vars=KEYS)),
+    "AWS_PROFILE=default names a profile that does not exist": (
+        {"AWS_PROFILE": "default"}, "", dict(session_vars=KEYS)),
+    "an empty region variable": ({"AWS_DEFAULT_REGION": ""}, "", dict(session_vars=KEYS)),
+    "an empty profile variable": ({"AWS_PROFILE": ""}, "", dict(session_vars=KEYS)),
+    "the credentials file sets the region": (
+        {}, "", dict(session_vars=KEYS), "credentials", "[default]\nregion = eu-west-1\n"),
+    "the credentials file sets an endpoint": (
+        {}, "", dict(session_vars=KEYS), "credentials",
+        "[default]\nendpoint_url = http://127.0.0.1:1\n"),
 }
 
 
 @pytest.mark.parametrize("name", list(DECLINED))
 def test_fast_path_steps_aside_when_only_botocore_can_tell(aws_env, monkeypatch, name):
-    env, config, kwargs = DECLINED[name]
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    if config:
-        aws_env.write_text(config)
+    env, config, kwargs, *files = DECLINED[name]
+    _setup(aws_env, monkeypatch, env, config, *files)
     assert plain_env.resolve(kwargs.get("session_vars"), kwargs.get("client_params"),
                              kwargs.get("role"), kwargs.get("profile"), False,
                              kwargs.get("region")) is None

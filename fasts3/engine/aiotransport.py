@@ -83,6 +83,9 @@ class AsyncTransport(Signing):
         #: ``announce(task_id, value)``: an early word on a task still running (set by the
         #: worker; see ``handlers.get``), or ``None``
         self.announce: Callable[[int, Any], None] | None = None
+        #: task id -> ETag a running download announced its parts with ("" if none): its
+        #: retries ask for that version only (the worker forgets it when the task ends)
+        self.pinned: dict[int, str] = {}
 
     async def send(self, method: str, bucket: str, key: str = "",
                    query: dict[str, str] | None = None, headers: dict[str, str] | None = None,

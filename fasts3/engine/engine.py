@@ -180,6 +180,10 @@ class Engine:
             launched, self._launched = self._launched, None
             self._pool = Pool(init, cfg.processes, credentials_source=self.credentials,
                               launched=launched)
+            if self._closed:  # closed by another thread meanwhile: leave nothing running
+                self._pool.close()
+                self._pool = None
+                raise S3Error("This S3 client is closed", code="Closed")
         else:
             self._pool.update_credentials(creds)
         return self._pool

@@ -99,11 +99,14 @@ def create(path: str, size: int, preallocate: bool = True,
     """Create the temp file of a download of ``size`` bytes and return its fd: free space
     checked (by ``space``, else with one ``statvfs``) and, with ``preallocate``, the file
     grown to its final size so parts can land at their offsets (a download that arrives in
-    one answer is written in order and needs neither)."""
-    if space is not None:
-        space.check(path, size)
-    else:
-        check_space(path, size)
+    one answer is written in order and needs neither). A file that exists already (a retry
+    of the first request, whose parts may be landing) keeps its bytes and is not checked
+    again."""
+    if not os.path.exists(path):
+        if space is not None:
+            space.check(path, size)
+        else:
+            check_space(path, size)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
     try:
         if size > 0 and preallocate:

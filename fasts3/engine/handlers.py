@@ -70,7 +70,9 @@ async def get(tr: AsyncTransport, task: Task, progress: Progress) -> GetResult:
     holding the whole object is verified against the object's checksum when
     ``tr.verify_checksums`` (see ``checksums.py``) before the file gets its final name. A
     first answer that parts will follow is announced (``tr.announce``, a
-    :class:`~fasts3.engine.tasks.GetPlan`) once its file exists, before its body is read.
+    :class:`~fasts3.engine.tasks.GetPlan`) once its file exists, before its body is read;
+    a retry of that request is pinned to the announced ETag (``tr.pinned``), as the parts
+    are, and does not announce again.
     """
     a: GetArgs = task.args  # type: ignore[assignment]
     headers = {}
@@ -78,6 +80,8 @@ async def get(tr: AsyncTransport, task: Task, progress: Progress) -> GetResult:
         headers["range"] = a.range
     if a.if_match:
         headers["if-match"] = f'"{a.if_match}"'
+    elif a.first and tr.pinned.get(task.id):  # a retry after its parts were asked for:
+        headers["if-match"] = f'"{tr.pinned[task.id]}"'  # their version, or 412
     if a.first and tr.verify_checksums != "off":
         headers.update(checksums.REQUEST_HEADERS)
     query = _version_query(a.version_id)
@@ -88,10 +92,14 @@ async def get(tr: AsyncTransport, task: Task, progress: Progress) -> GetResult:
             raise
         headers.pop("range")  # an empty object has no byte 0: fetch it whole
         resp = await tr.send("GET", task.bucket, task.key, query, headers)
-    announce = tr.announce
+    def announced(plan: GetPlan) -> None:
+        if tr.announce is not None and task.id not in tr.pinned:
+            tr.pinned[task.id] = plan.etag or ""
+            tr.announce(task.id, plan)
+
     try:
         return await _get_body(tr, a, resp, headers.get("range"), progress,
-                               (lambda plan: announce(task.id, plan)) if announce else None)
+                               announced if tr.announce is not None else None)
     finally:
         resp.drop()  # a no-op once the body was read
 

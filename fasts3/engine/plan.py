@@ -139,6 +139,7 @@ class GetOp(_Op):
         self._parts_left = 0
         self._listed = (size, etag)
         self._planned = False  # all parts planned from the listed size
+        self._early: GetPlan | None = None  # the plan announced by the first answer's head
 
     def start(self) -> list[TaskSpec]:
         p = self.part_size
@@ -180,6 +181,13 @@ class GetOp(_Op):
                 self.discard()
             return []
         r: GetResult = value
+        if first and self._early is not None and not _same_version(self._early, r):
+            # A retried first request got another version than its parts (the worker pins
+            # retries to the announced ETag; a server without ETags cannot be pinned).
+            self.fail(S3Error("The object changed while it was downloaded", self.url,
+                              "ObjectChanged", 412))
+            self.discard()
+            return []
         if first:
             self.headers = r.headers or {}
             self.total = r.total
@@ -216,6 +224,8 @@ class GetOp(_Op):
         Planned at most once (a retried first request announces again)."""
         if self.done or self._parts_left:
             return []
+        if counting_first:
+            self._early = plan
         specs = []
         pos = plan.start + plan.length
         part = _rest_part_size(self.part_size, plan.end - pos)
@@ -264,6 +274,13 @@ class GetOp(_Op):
         """Remove the temp file and, since this download failed, any final file a worker
         may have completed meanwhile: a failed op leaves nothing behind."""
         files.discard(self.temp, self.final)
+
+
+def _same_version(plan: GetPlan, r: GetResult) -> bool:
+    """The first answer's result is the one its early plan announced (same span, ETag)."""
+    etag = ((r.headers or {}).get("etag") or "").strip('"') or None
+    return (not r.complete and (r.start, r.length, r.base, r.end) ==
+            (plan.start, plan.length, plan.base, plan.end) and etag == plan.etag)
 
 
 MiB = 1 << 20

@@ -53,15 +53,16 @@ def launch_worker() -> subprocess.Popen[bytes]:
     waits for its ``init`` frame, so it can be launched before the parent has resolved the
     endpoint and credentials (:class:`Pool` takes it as ``launched``).
 
-    ``-I -S``: isolated from ``PYTHON*`` variables, the current directory and ``site`` (the
-    worker needs only the standard library and this package, put first on ``sys.path``);
-    that saves ~10 ms of start-up, and bytecode caches are written even where
-    ``PYTHONDONTWRITEBYTECODE`` is set. Not ``-m``: it would put the current directory first
-    on ``sys.path``, and a ``fasts3`` there (another checkout) would run instead of this
-    one."""
+    A plain ``python -c``: the worker keeps the parent's environment (``PYTHONHOME``,
+    ``PYTHONUTF8``, ``site`` hooks such as a CA store injected by ``sitecustomize``). Not
+    ``-m``: it would put the current directory first on ``sys.path``, and a ``fasts3`` there
+    (another checkout) would run instead of this one."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = _PACKAGE_ROOT + (os.pathsep + env["PYTHONPATH"]
+                                         if env.get("PYTHONPATH") else "")
     return subprocess.Popen(
-        [sys.executable, "-I", "-S", "-c", _WORKER_MAIN.format(root=_PACKAGE_ROOT)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True,
+        [sys.executable, "-c", _WORKER_MAIN.format(root=_PACKAGE_ROOT)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True,
     )
 
 

@@ -158,8 +158,10 @@ class AsyncThrottle(_Limit):
 
     def release(self) -> None:
         self.active -= 1
-        self._budget += 1  # replacing a finished request is no burst
+        self._budget += 1  # replacing a finished request is no burst...
         self._wake()
+        if self._budget > self.pace:
+            self._next_turn()  # ...but the credit lasts only for this turn of the loop
 
     def _next_turn(self) -> None:
         """Refill the budget in the loop's next turn (after it has polled for I/O)."""

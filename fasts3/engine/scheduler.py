@@ -207,11 +207,27 @@ class Batch:
             specs = [s for s in specs if s.kind in CLEANUP_KINDS]
         self.submit(op, specs)
         if op.done and not was_done:
+            if op.error is not None:
+                self._drop_queued(op)
             if self.on_done is not None:
                 self.on_done(op)
             if op.error is not None and self.fail_fast and not self.failed:
                 self.failed = True
                 self.submit_cleanup(self.cancel_all(include_inflight=False))
+
+    def _drop_queued(self, op: Op) -> None:
+        """``op`` failed: its tasks still queued (e.g. the parts of a download whose first
+        request failed after announcing them) are not sent; cleanup tasks still are."""
+        mine = [t for t in self.pending
+                if self.owner.get(t.id) is op and t.kind not in CLEANUP_KINDS]
+        if not mine:
+            return
+        ids = {t.id for t in mine}
+        self.pending = deque(t for t in self.pending if t.id not in ids)
+        for t in mine:
+            self.pool.batch_of.pop(t.id, None)
+            self.owner.pop(t.id, None)
+            _forget(op, t)
 
     def submit_cleanup(self, cleanup: list[tuple[Op, TaskSpec]]) -> None:
         for op, spec in cleanup:

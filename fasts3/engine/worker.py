@@ -99,6 +99,8 @@ class Worker:
         except Exception as e:  # noqa: BLE001 - a bug or a malformed response: report it
             log.exception("task %s failed", task.kind)
             return ("r", task.id, None, (0, "InternalError", repr(e), False, 1))
+        finally:
+            tr.pinned.pop(task.id, None)
 
     # -- tasks in, results out -------------------------------------------------------------
     def submit(self, tasks: list[Task]) -> None:
