@@ -13,8 +13,11 @@ credential chain (also when ``AWS_PROFILE`` names a profile); the session token 
 ``AWS_SECURITY_TOKEN``, else ``AWS_SESSION_TOKEN`` (botocore's order); the region is the
 explicit one, else ``AWS_DEFAULT_REGION``, else the profile's ``region``. The profile is
 ``AWS_DEFAULT_PROFILE``, else ``AWS_PROFILE``, else ``default``, read from
-``AWS_CONFIG_FILE`` (default ``~/.aws/config``). ``tests/test_plain_env.py`` compares the
-answers with botocore's.
+``AWS_CONFIG_FILE`` (default ``~/.aws/config``) merged, as botocore does, with the section of
+the same name in ``AWS_SHARED_CREDENTIALS_FILE`` (default ``~/.aws/credentials``), which may
+hold only keys here. Anything botocore would read differently (a variable set to "", a
+profile defined twice, a malformed file) is left to it. ``tests/test_plain_env.py``
+compares the answers with botocore's.
 """
 
 from __future__ import annotations

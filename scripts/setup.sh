@@ -88,6 +88,9 @@ pip_quiet() {
 }
 
 install
+# Every worker process imports fasts3 when it starts: keep its bytecode cache current (where
+# PYTHONDONTWRITEBYTECODE is set, each worker would otherwise compile what changed, ~20 ms).
+"$VENV_PY" -m compileall -q fasts3 > /dev/null
 
 if [ "$demo" = 1 ]; then
     echo "==> running the quick-start demo: .venv/bin/python scripts/quickstart.py"

@@ -327,6 +327,7 @@ class Connection(asyncio.BufferedProtocol):
             await self._send_copied(fd, offset, length)
             return
         await self._drained()  # our head must leave before the file's bytes
+        self._check_open()
         sfd = self.transport.get_extra_info("socket").fileno()
         wfd = -1
         try:
@@ -337,6 +338,10 @@ class Connection(asyncio.BufferedProtocol):
                     if wfd < 0:
                         wfd = os.dup(sfd)  # the transport owns sfd's registration
                     await self._writable(wfd)
+                    # The connection may have been lost while we waited, and its socket
+                    # closed: sfd is then no socket of ours (EBADF, or another connection's
+                    # number). Nothing runs between this check and the next sendfile.
+                    self._check_open()
                     continue
                 except OSError as e:
                     if isinstance(e, ConnectionError) or e.errno in _NETWORK_ERRNOS:
@@ -352,6 +357,12 @@ class Connection(asyncio.BufferedProtocol):
             if wfd >= 0:
                 self.pool.loop.remove_writer(wfd)
                 os.close(wfd)
+
+    def _check_open(self) -> None:
+        """Raise the connection's failure if it was lost (or closed) meanwhile."""
+        if self.closed or self._error is not None:
+            raise self._error or NetworkFailure("ConnectionReset",
+                                                f"connection to {self.where} closed")
 
     async def _writable(self, wfd: int) -> None:
         if self._error is not None:
