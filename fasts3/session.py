@@ -40,7 +40,7 @@ import logging
 import os
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from . import plain_env
@@ -54,6 +54,17 @@ log = logging.getLogger("fasts3.session")
 ADDRESSING_STYLES = (None, "auto", "path", "virtual")
 REQUEST_PAYER = ("x-amz-request-payer", "requester")
 _STORAGE_CLASS = re.compile(r"^[A-Z][A-Z0-9_]{1,63}$")
+
+
+class _ClientArgs(NamedTuple):
+    """What the control-plane client is built from (``params``: the rest of
+    ``client_params``, ``verify`` included)."""
+
+    endpoint_url: str | None
+    config: Any
+    anonymous: bool
+    addressing_style: str | None
+    params: dict[str, Any]
 
 
 class Connection:
@@ -101,8 +112,9 @@ class Connection:
         self._client: Any = None
         config = params.pop("config", None)
         self._other_params = bool(params)  # beyond endpoint_url, verify, region and config
-        self._client_args = (endpoint_url, config, anonymous, addressing_style,
-                             dict(params, verify=verify) if verify is not None else params)
+        self._client_args = _ClientArgs(
+            endpoint_url, config, anonymous, addressing_style,
+            dict(params, verify=verify) if verify is not None else params)
         plain = plain_env.resolve(session_vars, client_params, role, profile, anonymous, region)
         if plain is not None:
             # The common case needs no botocore at all (see ``plain_env``).
@@ -135,7 +147,7 @@ class Connection:
         self.anonymous = getattr(config, "signature_version", None) is UNSIGNED
         if role and not self.anonymous:
             self._session = session = _assume_role(session, role)
-        endpoint_url = self._client_args[0]
+        endpoint_url = self._client_args.endpoint_url
         scoped = session._session.get_scoped_config() or {}
         if self._other_params or "endpoint_url" in scoped or "services" in scoped:
             # Anything unusual: let botocore build a client and resolve it all.
@@ -174,12 +186,12 @@ class Connection:
         from botocore import UNSIGNED
         from botocore.config import Config
 
-        _, config, anonymous, addressing_style, _ = self._client_args
-        config = config or Config()
-        if anonymous:
+        args = self._client_args
+        config = args.config or Config()
+        if args.anonymous:
             config = config.merge(Config(signature_version=UNSIGNED))
-        if addressing_style and addressing_style != "auto":
-            s3cfg = dict(config.s3 or {}, addressing_style=addressing_style)
+        if args.addressing_style and args.addressing_style != "auto":
+            s3cfg = dict(config.s3 or {}, addressing_style=args.addressing_style)
             config = config.merge(Config(s3=s3cfg))
         return config
 
@@ -187,9 +199,9 @@ class Connection:
     def client(self) -> Any:
         """A boto3 S3 client for rare control-plane calls (built on first use)."""
         if self._client is None:
-            endpoint_url, _, _, _, params = self._client_args
-            self._client = self.session.client("s3", endpoint_url=endpoint_url,
-                                               config=self._config(), **params)
+            args = self._client_args
+            self._client = self.session.client("s3", endpoint_url=args.endpoint_url,
+                                               config=self._config(), **args.params)
         return self._client
 
     def credentials(self) -> Credentials:

@@ -92,21 +92,22 @@ async def get(tr: AsyncTransport, task: Task, progress: Progress) -> GetResult:
             raise
         headers.pop("range")  # an empty object has no byte 0: fetch it whole
         resp = await tr.send("GET", task.bucket, task.key, query, headers)
+    announce = tr.announce
+
     def announced(plan: GetPlan) -> None:
-        if tr.announce is not None and task.id not in tr.pinned:
+        if announce is not None and task.id not in tr.pinned:  # once per task
             tr.pinned[task.id] = plan.etag or ""
-            tr.announce(task.id, plan)
+            announce(task.id, plan)
 
     try:
-        return await _get_body(tr, a, resp, headers.get("range"), progress,
-                               announced if tr.announce is not None else None)
+        return await _get_body(tr, a, resp, headers.get("range"), progress, announced)
     finally:
         resp.drop()  # a no-op once the body was read
 
 
 async def _get_body(tr: AsyncTransport, a: GetArgs, resp: Answer, rng: str | None,
                     progress: Progress,
-                    announce: Callable[[GetPlan], None] | None = None) -> GetResult:
+                    announce: Callable[[GetPlan], None] = lambda plan: None) -> GetResult:
     h = resp.headers
     first = a.first
     length = framing.body_length(resp, resp.drop)  # None: chunked, read to its end
@@ -139,7 +140,7 @@ async def _get_body(tr: AsyncTransport, a: GetArgs, resp: Answer, rng: str | Non
                 unnamed = fd >= 0
             if fd < 0:
                 fd = files.create(a.path, size, preallocate=not whole, space=tr.space)
-            if not whole and announce is not None and keep is not None and end is not None:
+            if not whole and keep is not None and end is not None:
                 # Parts follow: the parent may ask for them now (the file exists), not
                 # after this answer's body.
                 announce(GetPlan(start, keep, base, end, h.get("etag", "").strip('"') or None))

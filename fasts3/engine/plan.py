@@ -181,14 +181,15 @@ class GetOp(_Op):
                 self.discard()
             return []
         r: GetResult = value
-        if first and self._early is not None and not _same_version(self._early, r):
-            # A retried first request got another version than its parts (the worker pins
-            # retries to the announced ETag; a server without ETags cannot be pinned).
-            self.fail(S3Error("The object changed while it was downloaded", self.url,
-                              "ObjectChanged", 412))
-            self.discard()
-            return []
         if first:
+            plan = GetPlan(r.start, r.length, r.base, r.end, _etag(r.headers))
+            if self._early is not None and (r.complete or plan != self._early):
+                # A retried first request got another version than its parts (the worker
+                # pins retries to the announced ETag; a server without ETags cannot be).
+                self.fail(S3Error("The object changed while it was downloaded", self.url,
+                                  "ObjectChanged", 412))
+                self.discard()
+                return []
             self.headers = r.headers or {}
             self.total = r.total
             self.start_offset = r.base
@@ -197,11 +198,9 @@ class GetOp(_Op):
                 self.learned_bytes = self.length  # for progress totals (scheduler)
                 self.done = True  # the worker committed the file
                 return []
-            if not self._parts_left:  # not planned early (on_early): plan the rest now
-                etag = self.headers.get("etag", "").strip('"') or None
-                return self.on_early(task, GetPlan(r.start, r.length, r.base, r.end, etag),
-                                     counting_first=False)
-            # planned early: this answer was one of the parts
+            if self._early is None:  # not announced early: ask for the rest now
+                return self._plan_rest(plan, first_pending=False)
+            # announced early (on_early): this answer was one of the parts
         elif r.headers is not None:  # the part at offset 0 of a planned download
             self.headers = r.headers
         self._parts_left -= 1
@@ -216,27 +215,32 @@ class GetOp(_Op):
             self.done = True
         return []
 
-    def on_early(self, task: Task, plan: GetPlan,
-                 counting_first: bool = True) -> list[TaskSpec]:
+    def on_early(self, task: Task, plan: GetPlan) -> list[TaskSpec]:
         """The first answer's head says parts follow (``plan``): ask for the rest of the
-        download, pinned to the answer's ETag. ``counting_first``: the first answer is
-        still arriving and completes the download like a part (its result comes later).
-        Planned at most once (a retried first request announces again)."""
-        if self.done or self._parts_left:
+        download now, pinned to its ETag; the first answer, still arriving, completes the
+        download like a part (its result comes later and must match ``plan``)."""
+        if self.done or self._early is not None:
             return []
-        if counting_first:
-            self._early = plan
-        specs = []
-        pos = plan.start + plan.length
-        part = _rest_part_size(self.part_size, plan.end - pos)
-        while pos < plan.end:
-            n = min(part, plan.end - pos)
-            specs.append(self.spec(GetArgs(
-                self.temp, base=plan.base, range=f"bytes={pos}-{pos + n - 1}",
-                if_match=plan.etag, expect=(pos, n), version_id=self.version_id)))
-            pos += n
-        self._parts_left = len(specs) + (1 if counting_first else 0)
+        self._early = plan
+        return self._plan_rest(plan, first_pending=True)
+
+    def _plan_rest(self, plan: GetPlan, first_pending: bool) -> list[TaskSpec]:
+        specs = self._part_specs(plan.start + plan.length, plan.end, plan.base, plan.etag)
+        self._parts_left = len(specs) + (1 if first_pending else 0)
         self.learned_bytes = plan.end - plan.base  # for progress totals (scheduler)
+        return specs
+
+    def _part_specs(self, pos: int, end: int, base: int, etag: str | None) -> list[TaskSpec]:
+        """Ranged GETs for object bytes ``[pos, end)`` into the temp file (whose byte 0 is
+        object offset ``base``), each pinned to ``etag``."""
+        part = _rest_part_size(self.part_size, end - pos)
+        specs = []
+        while pos < end:
+            n = min(part, end - pos)
+            specs.append(self.spec(GetArgs(
+                self.temp, base=base, range=f"bytes={pos}-{pos + n - 1}", if_match=etag,
+                expect=(pos, n), version_id=self.version_id)))
+            pos += n
         return specs
 
     def _plan_parts(self, size: int, etag: str | None) -> list[TaskSpec]:
@@ -251,11 +255,7 @@ class GetOp(_Op):
         self._planned = True
         self.total, self.start_offset, self.length = size, 0, size
         self.learned_bytes = size
-        part = _rest_part_size(self.part_size, size)
-        specs = [self.spec(GetArgs(self.temp, range=f"bytes={pos}-{min(pos + part, size) - 1}",
-                                   if_match=etag, expect=(pos, min(part, size - pos)),
-                                   version_id=self.version_id))
-                 for pos in range(0, size, part)]
+        specs = self._part_specs(0, size, 0, etag)
         self._parts_left = len(specs)
         return specs
 
@@ -276,11 +276,9 @@ class GetOp(_Op):
         files.discard(self.temp, self.final)
 
 
-def _same_version(plan: GetPlan, r: GetResult) -> bool:
-    """The first answer's result is the one its early plan announced (same span, ETag)."""
-    etag = ((r.headers or {}).get("etag") or "").strip('"') or None
-    return (not r.complete and (r.start, r.length, r.base, r.end) ==
-            (plan.start, plan.length, plan.base, plan.end) and etag == plan.etag)
+def _etag(headers: dict[str, str] | None) -> str | None:
+    """The ETag of an answer's headers, unquoted (``None`` if absent)."""
+    return ((headers or {}).get("etag") or "").strip('"') or None
 
 
 MiB = 1 << 20

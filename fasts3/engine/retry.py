@@ -153,7 +153,8 @@ class AsyncThrottle(_Limit):
         else:
             self.active += 1
             self._budget -= 1
-            self._next_turn()
+            if self._budget <= 0:
+                self._next_turn()  # refilled next turn; until then the rest wait
         return self.generation
 
     def release(self) -> None:

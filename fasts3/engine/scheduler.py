@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..errors import S3Error
@@ -207,27 +208,27 @@ class Batch:
             specs = [s for s in specs if s.kind in CLEANUP_KINDS]
         self.submit(op, specs)
         if op.done and not was_done:
-            if op.error is not None:
-                self._drop_queued(op)
+            if op.error is not None:  # e.g. parts announced before the first request failed
+                self._drop_queued(lambda t: self.owner.get(t.id) is op)
             if self.on_done is not None:
                 self.on_done(op)
             if op.error is not None and self.fail_fast and not self.failed:
                 self.failed = True
                 self.submit_cleanup(self.cancel_all(include_inflight=False))
 
-    def _drop_queued(self, op: Op) -> None:
-        """``op`` failed: its tasks still queued (e.g. the parts of a download whose first
-        request failed after announcing them) are not sent; cleanup tasks still are."""
-        mine = [t for t in self.pending
-                if self.owner.get(t.id) is op and t.kind not in CLEANUP_KINDS]
-        if not mine:
+    def _drop_queued(self, which: Callable[[Task], bool]) -> None:
+        """Take the queued tasks ``which`` selects (never cleanup tasks) off the queue: they
+        will not be sent, and their ops forget them."""
+        dropped = [t for t in self.pending if t.kind not in CLEANUP_KINDS and which(t)]
+        if not dropped:
             return
-        ids = {t.id for t in mine}
+        ids = {t.id for t in dropped}
         self.pending = deque(t for t in self.pending if t.id not in ids)
-        for t in mine:
+        for t in dropped:
             self.pool.batch_of.pop(t.id, None)
-            self.owner.pop(t.id, None)
-            _forget(op, t)
+            op = self.owner.pop(t.id, None)
+            if op is not None:
+                _forget(op, t)
 
     def submit_cleanup(self, cleanup: list[tuple[Op, TaskSpec]]) -> None:
         for op, spec in cleanup:
@@ -237,13 +238,7 @@ class Batch:
         """Fail fast: drop queued tasks (except cleanup) and cancel every unfinished op;
         return their cleanup tasks. In-flight tasks still report to their ops."""
         self.failed = True
-        dropped = [t for t in self.pending if t.kind not in CLEANUP_KINDS]
-        self.pending = deque(t for t in self.pending if t.kind in CLEANUP_KINDS)
-        for t in dropped:
-            self.pool.batch_of.pop(t.id, None)
-            op = self.owner.pop(t.id, None)
-            if op is not None:
-                _forget(op, t)
+        self._drop_queued(lambda t: True)
         cleanup: list[tuple[Op, TaskSpec]] = []
         for op in self.ops.values():
             if not op.done:
