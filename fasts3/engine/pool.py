@@ -37,11 +37,14 @@ from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 from ..errors import S3Error
+from .inproc import InProcessWorker
 from .scheduler import Batch, Op
 from .tasks import Task, TaskSpec, WorkerInit, read_frame, write_frame
 
 log = logging.getLogger("fasts3.pool")
 MAX_RESPAWNS = 20  # worker deaths one batch survives (the budget starts anew each batch)
+HEAD_SLOT = -1  # the slot of the head-start worker (``inproc.py``)
+HEAD_TASKS = 4  # tasks the head start holds at once
 CLEANUP_SECONDS = 15.0
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _WORKER_MAIN = ("import sys; sys.path[0] = {root!r}; "
@@ -72,7 +75,8 @@ def discard_worker(proc: subprocess.Popen[bytes]) -> None:
 
 
 class _Worker:
-    def __init__(self, slot: int, gen: int, proc: subprocess.Popen[bytes]) -> None:
+    def __init__(self, slot: int, gen: int,
+                 proc: subprocess.Popen[bytes] | InProcessWorker) -> None:
         assert proc.stdin is not None and proc.stdout is not None
         self.slot = slot
         self.gen = gen
@@ -86,11 +90,18 @@ class _Worker:
 class Pool:
     """Up to ``processes`` worker processes, each keeping ``init.in_flight`` requests in
     flight. One starts with the first batch; :meth:`grow` adds more as the work needs them
-    (``scheduler.Batch.dispatch`` decides)."""
+    (``scheduler.Batch.dispatch`` decides).
+
+    With ``head_start``, the first batch also starts an in-process worker (``inproc.py``,
+    slot ``HEAD_SLOT``) that takes up to ``HEAD_TASKS`` tasks at a time until a worker
+    process has reported or another batch starts (:meth:`head_room`), so the first results
+    do not wait for an interpreter to start; it is stopped once it is idle after that
+    (:meth:`retire_head`)."""
 
     def __init__(self, init: WorkerInit, processes: int,
                  credentials_source: Callable[[], Any] | None = None,
-                 launched: subprocess.Popen[bytes] | None = None) -> None:
+                 launched: subprocess.Popen[bytes] | None = None,
+                 head_start: bool = True) -> None:
         self._init = init
         #: a worker process started early (:func:`launch_worker`), used by the first spawn
         self._launched = launched
@@ -98,6 +109,9 @@ class Pool:
         self.in_flight = init.in_flight
         self.capacity = init.in_flight * 2  # tasks queued at one worker at most
         self._workers: list[_Worker] = []
+        self._head: _Worker | None = None
+        self._head_start = head_start
+        self._head_open = False  # the head start takes tasks (see head_room)
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._ids = itertools.count(1)
         self._gen = itertools.count(1)
@@ -120,11 +134,18 @@ class Pool:
         return bool(self._workers)
 
     def start(self) -> None:
-        """Start the first worker (idempotent)."""
+        """Start the first worker (idempotent; called as every batch begins)."""
         if self._closed:
             raise S3Error("This S3 client is closed")
         if not self._workers:
             self._workers = [self._spawn(0)]
+            if self._head_start:
+                self._head_start = False  # once per pool: for the first batch
+                self._head = self._attach(HEAD_SLOT, InProcessWorker(self._init))
+                self._head_open = True
+                return
+        self._head_open = False  # a later batch: the worker processes take it
+        self.retire_head()
 
     def grow(self, wanted: int) -> None:
         """Start workers until ``wanted`` (at most ``processes``) run. A new worker takes
@@ -139,15 +160,52 @@ class Pool:
             if proc is not None:
                 discard_worker(proc)
             proc = launch_worker()
+        w = self._attach(slot, proc)
+        write_frame(w.stdin, ("init", self._init))
+        return w
+
+    def _attach(self, slot: int, proc: subprocess.Popen[bytes] | InProcessWorker) -> _Worker:
         w = _Worker(slot, next(self._gen), proc)
         with contextlib.suppress(ImportError, AttributeError, OSError):  # Linux only
             import fcntl  # room for large task frames: the parent never waits for a worker
 
             fcntl.fcntl(w.stdin.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
-        write_frame(w.stdin, ("init", self._init))
         threading.Thread(target=self._read, args=(w,), daemon=True,
                          name=f"fasts3-pool-reader-{slot}").start()
         return w
+
+    # -- the head start ----------------------------------------------------------------
+    def worker_of(self, slot: int, gen: int) -> _Worker | None:
+        """The worker a message from ``(slot, gen)`` came from, ``None`` if it is gone."""
+        if slot == HEAD_SLOT:
+            w = self._head
+        else:
+            w = self._workers[slot] if 0 <= slot < len(self._workers) else None
+            if w is not None and w.gen == gen:
+                self._head_open = False  # a worker process is up
+        return w if w is not None and w.gen == gen else None
+
+    def head(self) -> _Worker | None:
+        """The head-start worker while it runs, else ``None``."""
+        return self._head
+
+    def head_room(self) -> int:
+        """Tasks the head start may take now: 0 once a worker process has reported or a
+        second batch has begun."""
+        w = self._head
+        if w is None or not self._head_open or not w.alive:
+            return 0
+        return max(0, HEAD_TASKS - len(w.inflight))
+
+    def retire_head(self) -> None:
+        """Stop the head start once it takes no more tasks and holds none (the thread ends
+        after the ``stop``; its pipe's end of file is ignored)."""
+        w = self._head
+        if w is None or self._head_open or w.inflight:
+            return
+        self._head = None
+        self._send(w, ("stop",))
+        _reap(w.proc)
 
     def _read(self, w: _Worker) -> None:
         while True:
@@ -165,7 +223,7 @@ class Pool:
         if credentials == self._init.credentials:
             return
         self._init = self._init._replace(credentials=credentials)
-        for w in self._workers:
+        for w in self._running():
             self._send(w, ("creds", credentials))
 
     def refresh_credentials(self) -> None:
@@ -186,14 +244,20 @@ class Pool:
         except (BrokenPipeError, OSError, ValueError):
             return False  # the reader thread reports the death
 
+    def _running(self) -> list[_Worker]:
+        """The worker processes and the head start, if it runs."""
+        return self._workers + ([self._head] if self._head is not None else [])
+
     def kill(self) -> None:
         """Kill every worker now (used on interrupt); :meth:`start` makes new ones. Tasks they
-        held go back to the queue of their batch (a batch that abandons its ops drops them)."""
-        for w in self._workers:
+        held go back to the queue of their batch (a batch that abandons its ops drops them).
+        The head start is stopped and joined, so nothing it held touches a file after this."""
+        running, self._head = self._running(), None
+        for w in running:
             w.alive = False
             if w.proc.poll() is None:
                 w.proc.kill()
-        for w in self._workers:
+        for w in running:
             _reap(w.proc)
             for t in w.inflight.values():
                 owner = self.batch_of.get(t.id)
@@ -209,14 +273,15 @@ class Pool:
         launched, self._launched = self._launched, None
         if launched is not None:
             discard_worker(launched)
-        for w in self._workers:
+        running, self._head = self._running(), None
+        for w in running:
             self._send(w, ("stop",))
             try:
                 w.stdin.close()
             except OSError:
                 pass
         deadline = time.monotonic() + 5.0
-        for w in self._workers:
+        for w in running:
             try:
                 w.proc.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -281,8 +346,14 @@ class Pool:
     def workers(self) -> list[_Worker]:
         return self._workers
 
-    def replace(self, w: _Worker) -> _Worker:
-        """Replace a dead worker; return the new one."""
+    def replace(self, w: _Worker) -> _Worker | None:
+        """Replace a dead worker; return the new one (``None`` for the head start, which
+        is not replaced: worker processes take its tasks)."""
+        if w.slot == HEAD_SLOT:
+            if self._head is w:
+                self._head = None
+            _reap(w.proc)
+            return None
         self._respawns += 1
         if self._respawns > MAX_RESPAWNS:
             raise S3Error("Worker processes keep dying; see the log above", code="WorkerCrashed")
@@ -306,7 +377,7 @@ class Pool:
             return items
 
 
-def _reap(proc: subprocess.Popen) -> None:
+def _reap(proc: subprocess.Popen | InProcessWorker) -> None:
     for stream in (proc.stdin, proc.stdout):
         try:
             if stream:

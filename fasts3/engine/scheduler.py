@@ -7,10 +7,12 @@ Several batches may share the pool at once in one thread (a stream is open while
 runs another call): ``pool.batch_of`` names the batch of every task in flight, and whichever
 batch reads a result hands it to its owner (``deferred``), which handles it on its next step.
 
-It talks to the pool only through ``new_id``, ``workers``, ``capacity``, ``in_flight``,
-``processes``, ``grow``, ``batch_of``, ``_send``, ``receive`` and ``replace``. The pool is
-sized here (:meth:`Batch.wanted`): before tasks are sent, more workers are started while the
-work in sight needs them.
+It talks to the pool only through ``new_id``, ``workers``, ``worker_of``, ``head``,
+``head_room``, ``retire_head``, ``capacity``, ``in_flight``, ``processes``, ``grow``,
+``batch_of``, ``_send``, ``receive`` and ``replace``. The pool is sized here
+(:meth:`Batch.wanted`): before tasks are sent, more workers are started while the work in
+sight needs them. While the first worker process starts, the first light tasks in the queue
+go to the pool's in-process head start (``inproc.py``).
 """
 
 from __future__ import annotations
@@ -116,10 +118,9 @@ class Batch:
                 self.finish(*self.deferred.popleft())
             timeout = 0.0
         for slot, gen, msgs in self.pool.receive(timeout=timeout):
-            workers = self.pool.workers()
-            if slot >= len(workers) or workers[slot].gen != gen:
+            w = self.pool.worker_of(slot, gen)
+            if w is None:
                 continue
-            w = workers[slot]
             if msgs is None:
                 self.worker_died(w)
                 continue
@@ -135,6 +136,7 @@ class Batch:
                     task = w.inflight.pop(m[1], None)
                     if task is not None:
                         self.route(task, m[2], m[3])
+        self.pool.retire_head()
 
     def route(self, task: Task, value: Any, error: tuple | None) -> None:
         """Hand a result to the batch that owns its task."""
@@ -147,6 +149,7 @@ class Batch:
     def dispatch(self) -> None:
         if not self.pending:
             return
+        self._head_start()
         workers = [w for w in self.pool.workers() if w.alive]
         if len(self.pool.workers()) < self.pool.processes:
             self.pool.grow(self.wanted(workers))
@@ -162,6 +165,21 @@ class Batch:
             self.pool._send(w, ("tasks", batch))
             if not self.pending:
                 return
+
+    def _head_start(self) -> None:
+        """Hand the first light tasks of the queue (not parts of large objects: their bytes
+        belong on a worker process) to the head start while it takes any."""
+        room = self.pool.head_room()
+        if room <= 0:
+            return
+        batch: list[Task] = []
+        while self.pending and len(batch) < room and not _heavy(self.pending[0]):
+            batch.append(self.pending.popleft())
+        if batch:
+            w = self.pool.head()
+            for t in batch:
+                w.inflight[t.id] = t
+            self.pool._send(w, ("tasks", batch))
 
     def wanted(self, workers: list[Any]) -> int:
         """How many workers the work in sight could use: one per ``in_flight`` tasks queued

@@ -1,0 +1,139 @@
+"""The pool's head start (``engine/inproc.py``): while the first worker process starts, the
+first tasks of a context run on an in-process worker. Worker processes are made to start
+slowly here (they sleep before importing the engine), so what the head start does is what
+the test sees; SeaweedFS checks the signatures."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import threading
+import time
+
+import pytest
+from faultproxy import quick_config
+
+from fasts3 import S3, S3AccessDenied
+from fasts3.engine import pool as pool_module
+
+SLOW_START = 4.0  # seconds a worker process sleeps before it starts
+KiB, MiB = 1 << 10, 1 << 20
+
+
+@pytest.fixture
+def slow_start(monkeypatch):
+    monkeypatch.setattr(pool_module, "_WORKER_MAIN",
+                        f"import time; time.sleep({SLOW_START}); " + pool_module._WORKER_MAIN)
+
+
+def _head_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "fasts3-head-start"]
+
+
+def _seed(seaweed, bucket: str, prefix: str, n: int, size: int) -> dict[str, bytes]:
+    rnd = random.Random(n * size)
+    data = {f"k{i:03d}": rnd.randbytes(size + i) for i in range(n)}
+    client = seaweed.client()
+    for k, v in data.items():
+        client.put_object(Bucket=bucket, Key=f"{prefix}/{k}", Body=v)
+    return data
+
+
+def test_first_objects_land_before_the_worker_process_starts(seaweed, bucket, slow_start):
+    data = _seed(seaweed, bucket, "h", 12, 32 * KiB)
+    with S3(s3root=f"s3://{bucket}/h", endpoint_url=seaweed.endpoint_url,
+            session_vars=seaweed.session_vars(), progress=False) as s3:
+        t0 = time.monotonic()
+        with s3.iter_get(sorted(data)) as it:
+            first = next(it)
+            elapsed = time.monotonic() - t0
+            assert elapsed < SLOW_START / 2, elapsed  # not waiting for the process
+            got = {first.key: first.blob}
+            got.update((o.key, o.blob) for o in it)  # read before the next: files go
+        assert got == data
+        assert s3._engine.pool.head() is not None or not _head_threads()
+        # A later batch goes to the worker processes; the head start is stopped.
+        assert s3.get("k000").blob == data["k000"]
+        assert s3._engine.pool.head() is None
+    assert not _head_threads()
+
+
+def test_errors_from_the_head_start_are_the_typed_ones(seaweed, bucket, slow_start):
+    wrong = dict(seaweed.session_vars(), aws_secret_access_key="not-the-secret")
+    with S3(s3root=f"s3://{bucket}/h", endpoint_url=seaweed.endpoint_url, session_vars=wrong,
+            progress=False) as s3:
+        t0 = time.monotonic()
+        with pytest.raises(S3AccessDenied) as ei:
+            s3.get("k000")
+        assert time.monotonic() - t0 < SLOW_START / 2
+    assert ei.value.code == "SignatureDoesNotMatch"
+    assert not _head_threads()
+
+
+def test_tasks_of_a_head_start_that_dies_are_run_by_the_processes(seaweed, bucket, proxy,
+                                                                  slow_start):
+    data = _seed(seaweed, bucket, "d", 6, 64 * KiB)
+    proxy.latency = 30.0  # the first request is held: the head start is stuck in it
+    proxy.latency_match = lambda r: r.method == "GET" and r.path.endswith("/d/k000") and \
+        sum(x.path.endswith("/d/k000") for x in proxy.records) == 1
+
+    with S3(s3root=f"s3://{bucket}/d", endpoint_url=proxy.endpoint_url,
+            session_vars=seaweed.session_vars(), progress=False,
+            config=quick_config(read_timeout=60)) as s3:
+        def kill_head() -> None:
+            while not any(r.path.endswith("/d/k000") for r in proxy.records):
+                time.sleep(0.01)
+            s3._engine.pool.head().proc.kill()
+
+        killer = threading.Thread(target=kill_head)
+        killer.start()
+        objs = s3.get_many(sorted(data))
+        killer.join()
+        assert {o.key: o.blob for o in objs} == data
+        assert sum(r.path.endswith("/d/k000") for r in proxy.records) == 2  # re-run once
+    assert not _head_threads()
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def test_an_interrupt_while_the_head_start_writes_leaves_no_file(seaweed, bucket, proxy,
+                                                                 slow_start):
+    """The head start is stopped and joined before the ops are abandoned: no temp file
+    stays, and nothing is committed under a final name after the exception."""
+    _seed(seaweed, bucket, "i", 1, 4 * MiB)
+    proxy.body_rate = 256 * KiB  # the body takes ~16 s: the interrupt comes mid-way
+    main = threading.get_ident()
+
+    def interrupt(signum, frame):
+        raise _Interrupted
+
+    old = signal.signal(signal.SIGUSR1, interrupt)
+    try:
+        with S3(s3root=f"s3://{bucket}/i", endpoint_url=proxy.endpoint_url,
+                session_vars=seaweed.session_vars(), progress=False,
+                config=quick_config(read_timeout=60)) as s3:
+            tmpdir = s3.tmpdir
+
+            def files() -> list[str]:
+                return [os.path.join(d, f) for d, _, fs in os.walk(tmpdir) for f in fs]
+
+            def when_writing() -> None:
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    if any(os.path.getsize(f) for f in files() if os.path.exists(f)):
+                        break
+                    time.sleep(0.01)
+                signal.pthread_kill(main, signal.SIGUSR1)
+
+            threading.Thread(target=when_writing, daemon=True).start()
+            with pytest.raises(_Interrupted):
+                s3.get_many(["k000"])
+            assert not _head_threads()
+            left = files()
+            time.sleep(0.3)
+            assert left == [] and files() == []
+    finally:
+        signal.signal(signal.SIGUSR1, old)
