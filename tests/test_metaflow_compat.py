@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import inspect
+import logging
 import os
 import re
 
@@ -94,24 +95,28 @@ def _injected(err: str) -> collections.Counter:
     return collections.Counter((m[1], m[3]) for m in _RETRY_LINE.finditer(err))
 
 
-def _run_injected(bucket, via, rate, seed, keys, capfd):
+def _run_injected(bucket, via, rate, seed, keys, capfd, caplog):
+    """The injected failures of one put_many + get_many, from the worker processes' debug
+    log (stderr) and the head start's (the calling process's log)."""
     capfd.readouterr()
+    caplog.clear()
     cfg = quick_config(inject_seed=seed, max_attempts=4, backoff_base=0.001, backoff_max=0.01)
     with S3(s3root=f"s3://{bucket}/inj", config=cfg, inject_failure_rate=rate, **via) as s3:
         s3.put_many([(k, k.encode()) for k in keys])
         assert [o.blob for o in s3.get_many(keys)] == [k.encode() for k in keys]
-    return _injected(capfd.readouterr().err)
+    return _injected(capfd.readouterr().err + "\n" + caplog.text)
 
 
-def test_inject_failure_rate_goes_through_the_retry_path(bucket, via, proxy, capfd,
+def test_inject_failure_rate_goes_through_the_retry_path(bucket, via, proxy, capfd, caplog,
                                                          monkeypatch):
     """50 % of attempts fail before they are sent (the server never sees them) and are
     retried; the last attempt is never injected below 100 %, so every transfer succeeds. With
     a seed the same attempts fail on every run."""
     monkeypatch.setenv("FASTS3_WORKER_LOG", "DEBUG")
+    caplog.set_level(logging.DEBUG, logger="fasts3")
     keys = [f"k{i:02d}" for i in range(40)]
     proxy.reset_stats()
-    first = _run_injected(bucket, via, 50, 7, keys, capfd)
+    first = _run_injected(bucket, via, 50, 7, keys, capfd, caplog)
     sent = collections.Counter(r.method for r in proxy.records)
     assert sent["PUT"] == len(keys)  # injected attempts never reach the server
     assert sent["GET"] == len(keys)
@@ -120,9 +125,9 @@ def test_inject_failure_rate_goes_through_the_retry_path(bucket, via, proxy, cap
         n = sum(v for (k, _), v in first.items() if k == kind)
         assert 15 <= n <= 60, (kind, n)
         assert max(v for (k, _), v in first.items() if k == kind) <= 3
-    again = _run_injected(bucket, via, 50, 7, keys, capfd)
+    again = _run_injected(bucket, via, 50, 7, keys, capfd, caplog)
     assert again == first  # deterministic per seed
-    other = _run_injected(bucket, via, 50, 8, keys, capfd)
+    other = _run_injected(bucket, via, 50, 8, keys, capfd, caplog)
     assert other != first
 
 

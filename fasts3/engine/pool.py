@@ -94,8 +94,8 @@ class Pool:
 
     With ``head_start``, the first batch also starts an in-process worker (``inproc.py``,
     slot ``HEAD_SLOT``) that takes up to ``HEAD_TASKS`` tasks at a time until a worker
-    process has reported or another batch starts (:meth:`head_room`), so the first results
-    do not wait for an interpreter to start; it is stopped once it is idle after that
+    process has reported or the batch ends (:meth:`head_room`), so the first results do not
+    wait for an interpreter to start; it is stopped once it is idle after that
     (:meth:`retire_head`)."""
 
     def __init__(self, init: WorkerInit, processes: int,
@@ -144,8 +144,7 @@ class Pool:
                 self._head = self._attach(HEAD_SLOT, InProcessWorker(self._init))
                 self._head_open = True
                 return
-        self._head_open = False  # a later batch: the worker processes take it
-        self.retire_head()
+        self.end_head_start()  # a later batch: the worker processes take it
 
     def grow(self, wanted: int) -> None:
         """Start workers until ``wanted`` (at most ``processes``) run. A new worker takes
@@ -196,6 +195,12 @@ class Pool:
         if w is None or not self._head_open or not w.alive:
             return 0
         return max(0, HEAD_TASKS - len(w.inflight))
+
+    def end_head_start(self) -> None:
+        """The head start takes no more tasks (a batch ended or another began); it is
+        stopped now if idle, else once its last task reports."""
+        self._head_open = False
+        self.retire_head()
 
     def retire_head(self) -> None:
         """Stop the head start once it takes no more tasks and holds none (the thread ends
@@ -312,6 +317,7 @@ class Pool:
         except BaseException:
             self.interrupted(batch)
             raise
+        self.end_head_start()
 
     def interrupted(self, batch: Batch) -> None:
         """An exception (Ctrl-C, SIGTERM, a bug) stopped ``batch``: kill the workers at once

@@ -122,6 +122,8 @@ def stream(pool: Any, feed: Iterable[FeedItem], window: int, *,
     except BaseException:
         pool.interrupted(batch)
         raise
+    finally:
+        pool.end_head_start()  # the first batch is over: no more head start
 
 
 def _next_ready(started: deque[Op], finished: deque[Op], ordered: bool,
