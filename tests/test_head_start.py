@@ -136,3 +136,26 @@ def test_an_interrupt_while_the_head_start_writes_leaves_no_file(seaweed, bucket
             assert left == [] and files() == []
     finally:
         signal.signal(signal.SIGUSR1, old)
+
+
+def test_a_head_start_that_cannot_start_leaves_the_work_to_the_processes(
+        seaweed, bucket, monkeypatch, caplog):
+    """The head start's thread fails before its loop runs (here: no event loop can be
+    made): it is dropped, the tasks it was handed are run by the worker processes, and
+    the constructor does not wait for a loop that never comes."""
+    from types import SimpleNamespace
+
+    from fasts3.engine import inproc
+
+    def no_loop():
+        raise RuntimeError("no event loop here")
+
+    monkeypatch.setattr(inproc, "asyncio", SimpleNamespace(new_event_loop=no_loop))
+    data = _seed(seaweed, bucket, "n", 6, 16 * KiB)
+    with S3(s3root=f"s3://{bucket}/n", endpoint_url=seaweed.endpoint_url,
+            session_vars=seaweed.session_vars(), progress=False) as s3:
+        objs = s3.get_many(sorted(data))
+        assert {o.key: o.blob for o in objs} == data
+        assert s3._engine.pool.head() is None
+    assert "head-start worker could not start" in caplog.text
+    assert not _head_threads()

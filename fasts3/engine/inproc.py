@@ -44,18 +44,22 @@ class InProcessWorker:
         self._out = open(result_w, "wb")  # noqa: SIM115 - closed by the thread
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = threading.Event()
-        self.returncode: int | None = None
         self._thread = threading.Thread(target=self._main, args=(init,), daemon=True,
                                         name="fasts3-head-start")
         self._thread.start()
         self._ready.wait()
 
     def _main(self, init: WorkerInit) -> None:
-        from .worker import serve  # the engine's loop; imported here, in the thread
+        try:
+            from .worker import serve  # the engine's loop; imported here, in the thread
 
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        self._ready.set()
+            loop = self._loop = asyncio.new_event_loop()
+        except BaseException:  # noqa: BLE001 - the pool sees the pipes close and re-runs
+            log.exception("the head-start worker could not start")
+            self._close_pipes()
+            return
+        finally:
+            self._ready.set()
         try:
             loop.run_until_complete(serve(init, self._inp, self._out, on_gone=loop.stop))
         except RuntimeError:
@@ -64,12 +68,14 @@ class InProcessWorker:
             log.exception("the head-start worker failed")
         finally:
             self._abandon(loop)
-            for f in (self._inp, self._out):
-                try:
-                    f.close()
-                except OSError:
-                    pass
-            self.returncode = 0
+            self._close_pipes()
+
+    def _close_pipes(self) -> None:
+        for f in (self._inp, self._out):
+            try:
+                f.close()
+            except OSError:
+                pass
 
     @staticmethod
     def _abandon(loop: asyncio.AbstractEventLoop) -> None:
