@@ -184,7 +184,13 @@ def test_get_recursive_pages_and_plans_large_objects_as_parts(seaweed, bucket, p
 
 
 def test_stream_listing_error_is_typed(s3_kwargs, tmp_path):
+    """The failed listing's typed error; the stream cleans up after itself and the worker
+    processes carry on (the failure is not an interrupt: they are not killed)."""
     with S3(s3root="s3://no-such-bucket-for-streams/x", tmproot=str(tmp_path),
             **s3_kwargs) as s3:
+        s3.info("k", return_missing=True)  # the worker processes run
+        pids = [w.proc.pid for w in s3._engine.pool.workers()]
         with pytest.raises(S3NotFound):
             list(s3.iter_recursive())
+        assert [w.proc.pid for w in s3._engine.pool.workers()] == pids
+        assert all(w.proc.poll() is None for w in s3._engine.pool.workers())

@@ -79,6 +79,7 @@ def stream(pool: Any, feed: Iterable[FeedItem], window: int, *,
     items = iter(feed)
     started: deque[Op] = deque()  # foreground ops started, not yet yielded (feed order)
     exhausted = False
+    stopped: BaseException | None = None  # the failure the stream raises
     try:
         while True:
             while not exhausted and len(started) < window:
@@ -101,7 +102,8 @@ def stream(pool: Any, feed: Iterable[FeedItem], window: int, *,
             if failure:
                 batch.submit_cleanup(batch.cancel_all())
                 batch.loop()
-                raise failure[0].error
+                stopped = failure[0].error
+                raise stopped
             batch.step(0.0)  # keep the workers fed while the consumer works
             ready = _next_ready(started, finished, ordered, idle=not batch.owner)
             if ready is not None:
@@ -119,8 +121,9 @@ def stream(pool: Any, feed: Iterable[FeedItem], window: int, *,
             for op in started:
                 on_unclaimed(op)
         raise
-    except BaseException:
-        pool.interrupted(batch)
+    except BaseException as e:
+        if e is not stopped:  # not the stream's own failure, already cleaned up
+            pool.interrupted(batch)
         raise
     finally:
         pool.end_head_start()  # the first batch is over: no more head start
