@@ -12,6 +12,7 @@ into memory (``read_all``). Every :class:`Answer` must end with its body read, o
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from typing import Any
@@ -86,6 +87,10 @@ class AsyncTransport(Signing):
         #: task id -> ETag a running download announced its parts with ("" if none): its
         #: retries ask for that version only (the worker forgets it when the task ends)
         self.pinned: dict[int, str] = {}
+        #: ``with commit_gate():`` around giving a download its final name (the head start
+        #: closes it when stopped: ``inproc.CommitGate``)
+        self.commit_gate: Callable[[], contextlib.AbstractContextManager[Any]] = \
+            contextlib.nullcontext
 
     async def send(self, method: str, bucket: str, key: str = "",
                    query: dict[str, str] | None = None, headers: dict[str, str] | None = None,

@@ -160,10 +160,11 @@ async def _get_body(tr: AsyncTransport, a: GetArgs, resp: Answer, rng: str | Non
                 digest.verify()
             complete = first and start + keep >= end
             if complete and a.final:
-                if unnamed:
-                    files.commit_unnamed(fd, a.final, a.path)
-                else:
-                    files.commit(a.path, a.final)
+                with tr.commit_gate():
+                    if unnamed:
+                        files.commit_unnamed(fd, a.final, a.path)
+                    else:
+                        files.commit(a.path, a.final)
         finally:
             os.close(fd)  # an unnamed file not linked to its name vanishes with its fd
     except OSError as e:

@@ -31,6 +31,9 @@ INJECTED_KINDS = frozenset({"get", "head", "put", "mpu_create", "mpu_part", "mpu
                             "copy", "mpu_part_copy"})
 
 
+_DRAWS = random.Random()  # not the program's ``random`` (the head start runs in it)
+
+
 class Injector:
     """Decides which attempts fail. ``rate``: 0..100 (percent); ``seed``: int or ``None``."""
 
@@ -49,7 +52,7 @@ class Injector:
     def _draw(self, task: Task, attempt: int) -> float:
         """A number in [0, 100): deterministic per request and attempt with a seed."""
         if self.seed is None:
-            return random.uniform(0.0, 100.0)
+            return _DRAWS.uniform(0.0, 100.0)
         a = task.args
         ident = "\0".join(str(x) for x in (
             self.seed, task.kind, task.bucket, task.key, getattr(a, "range", None),

@@ -77,12 +77,12 @@ def discard_worker(proc: subprocess.Popen[bytes]) -> None:
 class _Worker:
     def __init__(self, slot: int, gen: int,
                  proc: subprocess.Popen[bytes] | InProcessWorker) -> None:
-        assert proc.stdin is not None and proc.stdout is not None
+        assert proc.stdin is not None
         self.slot = slot
         self.gen = gen
         self.proc = proc
-        self.stdin: IO[bytes] = proc.stdin
-        self.stdout: IO[bytes] = proc.stdout
+        self.stdin: IO[bytes] = proc.stdin  # type: ignore[assignment]  # inproc._Input
+        self.stdout: IO[bytes] | None = proc.stdout  # None: the head start (no pipe)
         self.inflight: dict[int, Task] = {}
         self.alive = True
 
@@ -141,8 +141,8 @@ class Pool:
             self._workers = [self._spawn(0)]
             if self._head_start:
                 self._head_start = False  # once per pool: for the first batch
-                self._head = self._attach(HEAD_SLOT, InProcessWorker(self._init))
-                self._head_open = True
+                self._head = self._start_head()
+                self._head_open = self._head is not None
                 return
         self.end_head_start()  # a later batch: the worker processes take it
 
@@ -163,7 +163,7 @@ class Pool:
         write_frame(w.stdin, ("init", self._init))
         return w
 
-    def _attach(self, slot: int, proc: subprocess.Popen[bytes] | InProcessWorker) -> _Worker:
+    def _attach(self, slot: int, proc: subprocess.Popen[bytes]) -> _Worker:
         w = _Worker(slot, next(self._gen), proc)
         with contextlib.suppress(ImportError, AttributeError, OSError):  # Linux only
             import fcntl  # room for large task frames: the parent never waits for a worker
@@ -174,6 +174,20 @@ class Pool:
         return w
 
     # -- the head start ----------------------------------------------------------------
+    def _start_head(self) -> _Worker | None:
+        """The head-start worker (``inproc.py``), reporting into the inbox like a process's
+        reader thread; ``None`` (logged) if it cannot start."""
+        gen = next(self._gen)
+
+        def report(msgs: list | None) -> None:
+            self._inbox.put((HEAD_SLOT, gen, msgs))
+
+        try:
+            return _Worker(HEAD_SLOT, gen, InProcessWorker(self._init, report))
+        except Exception as e:  # noqa: BLE001 - e.g. no thread: the processes do it all
+            log.warning("no head start: %r", e)
+            return None
+
     def worker_of(self, slot: int, gen: int) -> _Worker | None:
         """The worker a message from ``(slot, gen)`` came from, ``None`` if it is gone."""
         if slot == HEAD_SLOT:
@@ -213,6 +227,7 @@ class Pool:
         _reap(w.proc)
 
     def _read(self, w: _Worker) -> None:
+        assert w.stdout is not None  # a process's result pipe
         while True:
             try:
                 msg = read_frame(w.stdout)

@@ -38,6 +38,9 @@ from .transport import HTTPFailure, NetworkFailure
 
 log = logging.getLogger("fasts3.retry")
 T = TypeVar("T")
+#: our own generator: backoff in the calling process (the head start, open()'s reads)
+#: leaves the program's ``random`` sequence alone
+_JITTER = random.Random()
 LOCAL_CODES = frozenset({"NoSpaceLeft", "LocalIOError", "WorkerCrashed", "InternalError"})
 
 
@@ -50,7 +53,7 @@ class RetryPolicy(NamedTuple):
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait before attempt ``attempt + 1`` (``attempt`` counts from 0)."""
-        return random.uniform(0.0, min(self.cap, self.base * (2**attempt)))
+        return _JITTER.uniform(0.0, min(self.cap, self.base * (2**attempt)))
 
 
 class _Limit:

@@ -24,10 +24,11 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..errors import S3Error
-from .tasks import GetArgs, MpuPartArgs, Task, TaskSpec
+from .tasks import GetArgs, MpuPartArgs, PutArgs, Task, TaskSpec
 
 MAX_RERUNS = 3
 HEAVY_PER_WORKER = 4  # parts of large objects in flight per worker before another starts
+HEAD_PUT_MAX = 1 << 20  # bytes of the largest upload the head start takes
 CREDENTIAL_REFRESH_SECONDS = 300.0
 CLEANUP_KINDS = frozenset({"mpu_abort", "mpu_abort_key"})
 
@@ -49,6 +50,17 @@ def _heavy(task: Task) -> bool:
     """A part of a large object (download or upload): many bytes, so CPU-bound."""
     a = task.args
     return (isinstance(a, GetArgs) and a.expect is not None) or isinstance(a, MpuPartArgs)
+
+
+def _for_head_start(task: Task) -> bool:
+    """Light enough for the head start (a thread of the calling process): not a part of a
+    large object, nor an upload of more than ``HEAD_PUT_MAX`` bytes (its checksum is
+    computed on the loop). A first GET of an object of unknown size may still bring up to
+    ``part_size`` bytes."""
+    a = task.args
+    if isinstance(a, PutArgs):
+        return (len(a.body) if a.body is not None else a.length) <= HEAD_PUT_MAX
+    return not _heavy(task)
 
 
 def _forget(op: Any, task: Task) -> None:
@@ -167,16 +179,15 @@ class Batch:
                 return
 
     def _head_start(self) -> None:
-        """Hand the first light tasks of the queue (not parts of large objects: their bytes
-        belong on a worker process) to the head start while it takes any."""
-        room = self.pool.head_room()
-        if room <= 0:
+        """Hand the first light tasks of the queue (``_for_head_start``: large bodies belong
+        on a worker process) to the head start while it takes any."""
+        room, w = self.pool.head_room(), self.pool.head()
+        if room <= 0 or w is None:
             return
         batch: list[Task] = []
-        while self.pending and len(batch) < room and not _heavy(self.pending[0]):
+        while self.pending and len(batch) < room and _for_head_start(self.pending[0]):
             batch.append(self.pending.popleft())
         if batch:
-            w = self.pool.head()
             for t in batch:
                 w.inflight[t.id] = t
             self.pool._send(w, ("tasks", batch))

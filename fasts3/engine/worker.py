@@ -19,6 +19,7 @@ It exits when stdin closes (the parent is gone: at once, abandoning everything) 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import pickle
@@ -41,9 +42,10 @@ _LEN = 4
 
 
 class Worker:
-    """Runs tasks on the running event loop and streams results to ``out`` (a pipe)."""
+    """Runs tasks on the running event loop; ``emit(records)`` sends a frame of results to
+    the parent (through the result pipe; the head start's: into the pool's inbox)."""
 
-    def __init__(self, init: WorkerInit, out: IO[bytes]) -> None:
+    def __init__(self, init: WorkerInit, emit: Callable[[list], None]) -> None:
         self.loop = asyncio.get_running_loop()
         self.transport = AsyncTransport(
             init.endpoint, Signer(init.credentials, init.endpoint.region),
@@ -55,7 +57,7 @@ class Worker:
         self.injector = Injector.from_init(init.inject)
         self.throttle = AsyncThrottle(init.in_flight)
         self.tick_seconds = min(PROGRESS_INTERVAL, max(0.01, init.read_timeout / 8))
-        self._out = out
+        self._emit = emit  # sends one frame of records to the parent
         self._results: list[tuple] = []
         self._bytes = 0
         self._flush_soon = False
@@ -134,7 +136,7 @@ class Worker:
             batch.insert(0, ("p", self._bytes))
             self._bytes = 0
         if batch:
-            write_frame(self._out, batch)
+            self._emit(batch)
             self._flushed_at = self.loop.time()
         if self.stopping and not self.active and not self.finished.done():
             self.finished.set_result(None)
@@ -226,7 +228,7 @@ async def serve(init: WorkerInit, inp: IO[bytes], out: IO[bytes],
     exits at once; the head start, ``inproc.py``, stops its loop)."""
     loop = asyncio.get_running_loop()
     wt, _ = await loop.connect_write_pipe(lambda: _Gone(on_gone), out)
-    worker = Worker(init, _Out(wt))  # type: ignore[arg-type]
+    worker = Worker(init, functools.partial(write_frame, _Out(wt)))  # type: ignore[arg-type]
     frames = _Frames(worker, on_gone)
     if backlog:
         frames.data_received(backlog)
