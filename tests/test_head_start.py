@@ -178,3 +178,33 @@ def test_a_head_start_that_cannot_start_leaves_the_work_to_the_processes(
         assert s3._engine.pool.head() is None
     assert "head-start worker could not start" in caplog.text
     assert not new_head_threads()
+
+
+def test_a_process_forked_during_the_first_batch_does_not_hold_the_pool(
+        seaweed, bucket, new_head_threads):
+    """A child forked while the head start runs (multiprocessing's default on Linux, a data
+    loader's workers) inherits no descriptor of it: the batch ends, the head start stops
+    and the context closes while the child still lives."""
+    data = _seed(seaweed, bucket, "f", 8, 16 * KiB)
+    child = 0
+    try:
+        t0 = time.monotonic()
+        with S3(s3root=f"s3://{bucket}/f", endpoint_url=seaweed.endpoint_url,
+                session_vars=seaweed.session_vars(), progress=False) as s3:
+            with s3.iter_get(sorted(data)) as it:
+                got = {}
+                for obj in it:
+                    if not child:
+                        assert s3._engine.pool.head() is not None  # the head start runs
+                        child = os.fork()
+                        if child == 0:  # the child only waits, then leaves quietly
+                            time.sleep(30)
+                            os._exit(0)
+                    got[obj.key] = obj.blob
+            assert got == data
+            assert not new_head_threads()
+        assert time.monotonic() - t0 < 20  # not waiting for the child's 30 s
+    finally:
+        if child:
+            os.kill(child, signal.SIGKILL)
+            os.waitpid(child, 0)
