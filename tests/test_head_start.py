@@ -15,7 +15,7 @@ import pytest
 from faultproxy import quick_config
 
 from fasts3 import S3, S3AccessDenied
-from fasts3.engine import pool as pool_module
+from fasts3.engine import procs
 
 SLOW_START = 4.0  # seconds a worker process sleeps before it starts
 KiB, MiB = 1 << 10, 1 << 20
@@ -23,8 +23,8 @@ KiB, MiB = 1 << 10, 1 << 20
 
 @pytest.fixture
 def slow_start(monkeypatch):
-    monkeypatch.setattr(pool_module, "_WORKER_MAIN",
-                        f"import time; time.sleep({SLOW_START}); " + pool_module._WORKER_MAIN)
+    monkeypatch.setattr(procs, "_WORKER_MAIN",
+                        f"import time; time.sleep({SLOW_START}); " + procs._WORKER_MAIN)
 
 
 @pytest.fixture

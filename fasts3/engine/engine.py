@@ -32,7 +32,8 @@ from ..errors import S3Error, S3RetriesExhausted
 from ..progress import Progress
 from ..urls import temp_name
 from . import files
-from .pool import Pool, discard_worker, launch_worker
+from .pool import Pool
+from .procs import discard_worker, launch_worker
 from .ranged import RangeReader
 from .scheduler import Op
 from .stream import FeedItem, stream

@@ -27,10 +27,8 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-import os
 import queue
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -38,6 +36,7 @@ from typing import IO, Any
 
 from ..errors import S3Error
 from .inproc import InProcessWorker
+from .procs import discard_worker, launch_worker, reap
 from .scheduler import Batch, Op
 from .tasks import Task, TaskSpec, WorkerInit, read_frame, write_frame
 
@@ -46,34 +45,6 @@ MAX_RESPAWNS = 20  # worker deaths one batch survives (the budget starts anew ea
 HEAD_SLOT = -1  # the slot of the head-start worker (``inproc.py``)
 HEAD_TASKS = 4  # tasks the head start holds at once
 CLEANUP_SECONDS = 15.0
-_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-_WORKER_MAIN = ("import sys; sys.path[0] = {root!r}; "
-                "from fasts3.engine.worker import main; main()")
-
-
-def launch_worker() -> subprocess.Popen[bytes]:
-    """Start a worker interpreter. It imports the engine (~60 ms of its own CPU) and then
-    waits for its ``init`` frame, so it can be launched before the parent has resolved the
-    endpoint and credentials (:class:`Pool` takes it as ``launched``).
-
-    A plain ``python -c``: the worker keeps the parent's environment (``PYTHONHOME``,
-    ``PYTHONUTF8``, ``site`` hooks such as a CA store injected by ``sitecustomize``). Not
-    ``-m``: it would put the current directory first on ``sys.path``, and a ``fasts3`` there
-    (another checkout) would run instead of this one."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = _PACKAGE_ROOT + (os.pathsep + env["PYTHONPATH"]
-                                         if env.get("PYTHONPATH") else "")
-    return subprocess.Popen(
-        [sys.executable, "-c", _WORKER_MAIN.format(root=_PACKAGE_ROOT)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True,
-    )
-
-
-def discard_worker(proc: subprocess.Popen[bytes]) -> None:
-    """End a launched worker that never got its ``init`` (it exits when stdin closes)."""
-    _reap(proc)
-
-
 class _Worker:
     def __init__(self, slot: int, gen: int,
                  proc: subprocess.Popen[bytes] | InProcessWorker) -> None:
@@ -224,7 +195,7 @@ class Pool:
             return
         self._head = None
         self._send(w, ("stop",))
-        _reap(w.proc)
+        reap(w.proc)
 
     def _read(self, w: _Worker) -> None:
         assert w.stdout is not None  # a process's result pipe
@@ -278,7 +249,7 @@ class Pool:
             if w.proc.poll() is None:
                 w.proc.kill()
         for w in running:
-            _reap(w.proc)
+            reap(w.proc)
             for t in w.inflight.values():
                 owner = self.batch_of.get(t.id)
                 if owner is not None:
@@ -306,7 +277,7 @@ class Pool:
                 w.proc.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 w.proc.kill()
-            _reap(w.proc)
+            reap(w.proc)
         self._workers = []
 
     # -- running a batch ---------------------------------------------------------------
@@ -373,14 +344,14 @@ class Pool:
         if w.slot == HEAD_SLOT:
             if self._head is w:
                 self._head = None
-            _reap(w.proc)
+            reap(w.proc)
             return None
         self._respawns += 1
         if self._respawns > MAX_RESPAWNS:
             raise S3Error("Worker processes keep dying; see the log above", code="WorkerCrashed")
         log.warning("worker process %d died (exit %s); starting a new one", w.proc.pid,
                     w.proc.poll())
-        _reap(w.proc)
+        reap(w.proc)
         self.refresh_credentials()
         nw = self._spawn(w.slot)
         self._workers[w.slot] = nw
@@ -396,17 +367,3 @@ class Pool:
                 items.append(self._inbox.get_nowait())
         except queue.Empty:
             return items
-
-
-def _reap(proc: subprocess.Popen | InProcessWorker) -> None:
-    for stream in (proc.stdin, proc.stdout):
-        try:
-            if stream:
-                stream.close()
-        except OSError:
-            pass
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
