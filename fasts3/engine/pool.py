@@ -130,16 +130,12 @@ class Pool:
             if proc is not None:
                 discard_worker(proc)
             proc = launch_worker()
-        w = self._attach(slot, proc)
-        write_frame(w.stdin, ("init", self._init))
-        return w
-
-    def _attach(self, slot: int, proc: subprocess.Popen[bytes]) -> _Worker:
         w = _Worker(slot, next(self._gen), proc)
         with contextlib.suppress(ImportError, AttributeError, OSError):  # Linux only
             import fcntl  # room for large task frames: the parent never waits for a worker
 
             fcntl.fcntl(w.stdin.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
+        write_frame(w.stdin, ("init", self._init))
         threading.Thread(target=self._read, args=(w,), daemon=True,
                          name=f"fasts3-pool-reader-{slot}").start()
         return w
@@ -174,8 +170,8 @@ class Pool:
         return self._head
 
     def head_room(self) -> int:
-        """Tasks the head start may take now: 0 once a worker process has reported or a
-        second batch has begun."""
+        """Tasks the head start may take now: 0 once a worker process has reported or the
+        first batch has ended."""
         w = self._head
         if w is None or not self._head_open or not w.alive:
             return 0
@@ -189,7 +185,7 @@ class Pool:
 
     def retire_head(self) -> None:
         """Stop the head start once it takes no more tasks and holds none (the thread ends
-        after the ``stop``; its pipe's end of file is ignored)."""
+        after the ``stop``; its last report, ``None``, finds no head and is ignored)."""
         w = self._head
         if w is None or self._head_open or w.inflight:
             return
