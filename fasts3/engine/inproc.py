@@ -23,14 +23,14 @@ longer than that either.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
-import pickle
 import subprocess
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from .tasks import WorkerInit
+from .tasks import WorkerInit, read_frame
 
 log = logging.getLogger("fasts3.pool")
 JOIN_SECONDS = 5.0
@@ -70,11 +70,9 @@ class _Input:
         self._head = head
 
     def write(self, data: bytes) -> None:
-        pos = 0
-        while pos + 4 <= len(data):
-            size = int.from_bytes(data[pos:pos + 4], "big")
-            self._head.deliver(pickle.loads(data[pos + 4:pos + 4 + size]))
-            pos += 4 + size
+        frames = io.BytesIO(data)
+        while (msg := read_frame(frames)) is not None:
+            self._head.deliver(msg)
 
     def flush(self) -> None:
         pass

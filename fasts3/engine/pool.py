@@ -161,8 +161,6 @@ class Pool:
             w = self._head
         else:
             w = self._workers[slot] if 0 <= slot < len(self._workers) else None
-            if w is not None and w.gen == gen:
-                self._head_open = False  # a worker process is up
         return w if w is not None and w.gen == gen else None
 
     def head(self) -> _Worker | None:
@@ -354,6 +352,8 @@ class Pool:
         return nw
 
     def receive(self, timeout: float) -> list:
+        """The ``(slot, gen, records or None)`` the workers sent, waiting up to ``timeout``
+        seconds for the first; a worker process's word ends the head start's intake."""
         try:
             items = [self._inbox.get(timeout=timeout)]
         except queue.Empty:
@@ -362,4 +362,7 @@ class Pool:
             while True:
                 items.append(self._inbox.get_nowait())
         except queue.Empty:
-            return items
+            pass
+        if self._head_open and any(slot != HEAD_SLOT for slot, _, _ in items):
+            self._head_open = False  # a worker process is up: the head start is done
+        return items

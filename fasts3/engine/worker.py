@@ -163,16 +163,11 @@ class Worker:
             self.flush()
 
 
-def _exit() -> None:
-    os._exit(0)  # the parent is gone: abandon everything at once
-
-
 class _Frames(asyncio.Protocol):
     """Reads length-prefixed pickled frames from the parent's pipe."""
 
-    def __init__(self, worker: Worker, on_gone: Callable[[], None]) -> None:
+    def __init__(self, worker: Worker) -> None:
         self.worker = worker
-        self.on_gone = on_gone
         self.buf = bytearray()
 
     def data_received(self, data: bytes) -> None:
@@ -190,7 +185,7 @@ class _Frames(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         if not self.worker.stopping:
-            self.on_gone()
+            os._exit(0)  # the parent is gone: abandon everything at once
         return False
 
     def connection_lost(self, exc: BaseException | None) -> None:
@@ -212,24 +207,17 @@ class _Out:
 
 
 class _Gone(asyncio.Protocol):
-    """The result pipe's protocol: the parent closed its end, nobody is listening."""
-
-    def __init__(self, on_gone: Callable[[], None]) -> None:
-        self.on_gone = on_gone
-
     def connection_lost(self, exc: BaseException | None) -> None:
-        self.on_gone()
+        os._exit(0)  # the parent closed its end of our results: nobody is listening
 
 
 async def serve(init: WorkerInit, inp: IO[bytes], out: IO[bytes],
-                backlog: bytes = b"", on_gone: Callable[[], None] = _exit) -> None:
-    """Run tasks from ``inp`` until ``stop`` and every task held has finished.
-    ``on_gone()`` is called if the parent closes either pipe without ``stop`` (a process
-    exits at once; the head start, ``inproc.py``, stops its loop)."""
+                backlog: bytes = b"") -> None:
+    """Run tasks from ``inp`` until ``stop`` and every task held has finished."""
     loop = asyncio.get_running_loop()
-    wt, _ = await loop.connect_write_pipe(lambda: _Gone(on_gone), out)
+    wt, _ = await loop.connect_write_pipe(_Gone, out)
     worker = Worker(init, functools.partial(write_frame, _Out(wt)))  # type: ignore[arg-type]
-    frames = _Frames(worker, on_gone)
+    frames = _Frames(worker)
     if backlog:
         frames.data_received(backlog)
     await loop.connect_read_pipe(lambda: frames, inp)
