@@ -6,11 +6,17 @@
   ``fasts3.S3(...)`` that point it at the server.
 
 No AWS configuration of the developer's machine reaches the tests (see ``_isolated_aws_env``).
+
+Randomness is replayable: the session draws a seed (or takes ``FASTS3_TEST_SEED``), prints it
+in the report header, and seeds Python's ``random`` with it and the test's id before every test,
+so a failing test -- its random data, the fault proxy's draws (``faultproxy.FaultProxy`` seeds
+from ``random`` unless given a seed) -- replays with ``FASTS3_TEST_SEED=<seed> pytest <id>``.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import re
 from collections.abc import Iterator
 
@@ -20,6 +26,27 @@ from buckets import bucket_name, scratch_bucket
 from fasts3.local import LocalS3, start_moto, start_seaweedfs
 
 _HIDDEN_PREFIXES = ("AWS_", "METAFLOW_", "FASTS3_DATATOOLS_")
+SEED = int(os.environ.get("FASTS3_TEST_SEED") or random.SystemRandom().randrange(1, 1 << 30))
+
+
+def pytest_report_header() -> str:
+    return f"fasts3 random seed: {SEED} (replay a failure: FASTS3_TEST_SEED={SEED})"
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    terminalreporter.write_line(pytest_report_header())
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    random.seed(f"{SEED}:{item.nodeid}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if report.failed:
+        report.sections.append(("random seed", f"FASTS3_TEST_SEED={SEED} pytest '{item.nodeid}'"))
+    return report
 
 
 @pytest.fixture(scope="session", autouse=True)

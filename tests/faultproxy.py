@@ -180,9 +180,15 @@ def _flip(data: bytes) -> bytes:
 class FaultProxy:
     """See the module docstring. Use as a context manager or call :meth:`close`."""
 
-    def __init__(self, upstream_url: str, seed: int = 0, max_connections: int = 256,
+    def __init__(self, upstream_url: str, seed: int | None = None, max_connections: int = 256,
                  max_records: int = 20_000, tls=None) -> None:
+        """``seed``: of the fault draws; by default drawn from ``random`` (which the test
+        session seeds per test, see ``conftest.py``), so a failure replays with the session's
+        seed."""
         parts = urlsplit(upstream_url)
+        if seed is None:
+            seed = random.randrange(1 << 30)
+        self.seed = seed
         self.tls = tls
         self.bucket_regions: dict[str, str] = {}
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)

@@ -31,7 +31,7 @@ RATES = [0.0, 0.1, 0.3]
 
 @pytest.fixture
 def proxy(seaweed):
-    with FaultProxy(seaweed.endpoint_url, seed=random.randrange(1 << 30)) as p:
+    with FaultProxy(seaweed.endpoint_url) as p:
         p.stall_seconds = 3.0  # > read_timeout of quick_config: a stall is a timeout
         yield p
 

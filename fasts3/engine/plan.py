@@ -271,9 +271,13 @@ class GetOp(_Op):
         return specs
 
     def discard(self) -> None:
-        """Remove the temp file and, since this download failed, any final file a worker
-        may have completed meanwhile: a failed op leaves nothing behind."""
-        files.discard(self.temp, self.final)
+        """Remove this download's files: after success only the final file exists (the temp
+        was renamed to it); otherwise the temp file and any final file a worker may have
+        completed meanwhile, so a failed or cancelled op leaves nothing behind."""
+        if self.done and self.error is None:
+            files.discard(self.final)
+        else:
+            files.discard(self.temp, self.final)
 
 
 def _etag(headers: dict[str, str] | None) -> str | None:
