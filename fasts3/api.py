@@ -107,7 +107,7 @@ class S3:
             client_params=client_params, region=region, profile=profile, anonymous=anonymous,
             requester_pays=requester_pays, addressing_style=addressing_style,
             encryption=encryption, kms_key_id=kms_key_id, storage_class=storage_class))
-        self._holds_sigterm = signals.hold()  # SIGTERM cleans up while this is open
+        self._sigterm_hold = signals.hold()  # SIGTERM cleans up while this is open
 
     # -- lifecycle ---------------------------------------------------------------------
     def __enter__(self) -> S3:
@@ -128,9 +128,8 @@ class S3:
         engine = getattr(self, "_engine", None)
         if engine is not None:
             engine.close()
-        if getattr(self, "_holds_sigterm", False):
-            self._holds_sigterm = False
-            signals.release()
+        hold, self._sigterm_hold = getattr(self, "_sigterm_hold", None), None
+        signals.release(hold)
 
     @property
     def tmpdir(self) -> str:

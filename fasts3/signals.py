@@ -10,11 +10,17 @@ program then exits with 143, as it would have.
 This happens only when SIGTERM still has its default action: a program that installed its own
 handler keeps it, and nothing is changed outside the main thread (Python delivers signals
 there only). The previous handler is restored when the last open context closes.
+
+A process forked while a context is open (``multiprocessing``, a data loader's workers) does
+not own that context: the child starts with SIGTERM's default action and no holds, and the
+inherited context's close in the child releases nothing (holds are tied to the process that
+took them).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from types import FrameType
@@ -39,12 +45,13 @@ def _raise_terminated(signum: int, frame: FrameType | None) -> None:
     raise Terminated()
 
 
-def hold() -> bool:
+def hold() -> int | None:
     """Turn SIGTERM into :class:`Terminated` until the matching :func:`release` (nested holds
-    are counted). Returns whether this call holds (only the main thread can)."""
+    are counted). Returns the token to release with, or ``None`` if this call does not hold
+    (only the main thread can)."""
     global _holders, _installed
     if threading.current_thread() is not threading.main_thread():
-        return False
+        return None
     with _lock:
         if _holders == 0:
             try:
@@ -54,20 +61,42 @@ def hold() -> bool:
             except (ValueError, OSError):  # no signals here (e.g. an embedded interpreter)
                 _installed = False
         _holders += 1
-    return True
+    return os.getpid()
 
 
-def release() -> None:
-    """Undo one :func:`hold`; the last one restores SIGTERM's default action."""
-    global _holders, _installed
+def release(token: int | None) -> None:
+    """Undo the :func:`hold` that returned ``token``; the last one restores SIGTERM's default
+    action. A token from another process (a context inherited through ``fork()``) releases
+    nothing."""
+    global _holders
+    if token is None or token != os.getpid():
+        return
     with _lock:
         if _holders == 0:
             return
         _holders -= 1
         if _holders == 0 and _installed:
-            _installed = False
-            try:
-                if signal.getsignal(signal.SIGTERM) is _raise_terminated:
-                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            except (ValueError, OSError):
-                pass
+            _restore_default()
+
+
+def _restore_default() -> None:
+    global _installed
+    _installed = False
+    try:
+        if signal.getsignal(signal.SIGTERM) is _raise_terminated:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    except (ValueError, OSError):
+        pass
+
+
+def _forget_inherited() -> None:
+    """In a forked child: the parent's holds are not the child's (see the module doc)."""
+    global _lock, _holders
+    _lock = threading.Lock()  # another thread may have held it at fork time
+    _holders = 0
+    if _installed:
+        _restore_default()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_inherited)

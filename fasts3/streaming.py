@@ -13,8 +13,9 @@ A failed object raises its typed error from ``next()`` at its position, after it
 the stream stays usable (a later ``next()`` continues with the rest), but a ``for`` loop that
 does not catch the error ends there and the stream is closed: ``break``, ``close()``, an
 exception or garbage collection cancel what is queued, let what is in flight finish, and leave
-no partial file. One stream may be shared by several consumer threads (e.g. a data loader's
-workers): ``next()`` is thread-safe.
+no partial file. One stream may be shared by several consumer threads: ``next()`` is
+thread-safe. Worker processes (a data loader's, forked) each open their own client and stream
+their shard of the keys; a client inherited through ``fork()`` cannot be used in the child.
 
 :func:`listing_feed` lists each prefix page by page (a page of up to 1000 keys is asked for
 while the previous one is handed out), so the first objects download before the listing ends

@@ -238,3 +238,37 @@ def test_long_lived_context_survives_occasional_worker_deaths(s3root, s3_kwargs,
             w.proc.wait(10)
             time.sleep(0.2)  # let the reader thread see the end of the pipe
             assert s3.get("k").blob == b"v"
+
+
+def test_a_forked_child_cannot_use_or_close_the_parents_client(s3root, s3_kwargs, tmp_path):
+    """A child forked inside ``with S3()`` gets a clear error from the inherited client, its
+    close touches nothing of the parent's, and SIGTERM has its default action there."""
+    with S3(s3root=s3root, tmproot=str(tmp_path), **s3_kwargs) as s3:
+        s3.put("k", b"data")
+        kept = s3.get("k")
+        pids = [w.proc.pid for w in s3._engine.pool.workers()]
+        read, write = os.pipe()
+        child = os.fork()
+        if child == 0:  # the child: report, close the inherited client, exit at once
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
+            signal.alarm(30)  # a hang ends the child, so the test fails instead of waiting
+            try:
+                report = {"sigterm_default": signal.getsignal(signal.SIGTERM) is signal.SIG_DFL}
+                try:
+                    s3.get("k")
+                    report["error"] = None
+                except Exception as e:  # noqa: BLE001 - reported to the parent
+                    report["error"] = [type(e).__name__, getattr(e, "code", None)]
+                s3.close()
+                os.write(write, json.dumps(report).encode())
+            finally:
+                os._exit(0)
+        os.close(write)
+        with os.fdopen(read) as f:
+            report = json.loads(f.read() or "{}")
+        assert os.waitpid(child, 0)[1] == 0
+        assert report == {"sigterm_default": True, "error": ["S3Error", "ForkedClient"]}
+        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL  # still held here
+        assert os.path.isfile(kept.path) and kept.blob == b"data"
+        assert [w.proc.pid for w in s3._engine.pool.workers()] == pids
+        assert s3.get("k").blob == b"data"

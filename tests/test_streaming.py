@@ -4,6 +4,8 @@ early stop, shared consumers, and large listed objects fetched as parts at once.
 
 from __future__ import annotations
 
+import hashlib
+import multiprocessing
 import os
 import random
 import threading
@@ -194,3 +196,32 @@ def test_stream_listing_error_is_typed(s3_kwargs, tmp_path):
             list(s3.iter_recursive())
         assert [w.proc.pid for w in s3._engine.pool.workers()] == pids
         assert all(w.proc.poll() is None for w in s3._engine.pool.workers())
+
+
+def _shard_digests(args: tuple) -> dict[str, str]:
+    """One data loader worker: its own client over its shard of the keys."""
+    s3root, kwargs, tmproot, keys, worker, workers = args
+    with S3(s3root=s3root, tmproot=tmproot, **kwargs) as s3:
+        return {obj.key: hashlib.sha256(obj.blob).hexdigest()
+                for obj in s3.iter_get(keys[worker::workers], window=8)}
+
+
+def test_forked_loader_workers_each_stream_their_shard(s3root, s3_kwargs, tmp_path):
+    """The pattern for a data loader's worker processes (forked, as PyTorch's DataLoader does
+    on Linux) while the parent's client is open: each worker opens its own client and
+    streams ``keys[worker::workers]``; the parent's client carries on unharmed."""
+    with S3(s3root=s3root, tmproot=str(tmp_path), **s3_kwargs) as s3:
+        data = _seed(s3, 90)
+        keys = list(data)
+        assert s3.get(keys[0]).blob == data[keys[0]]  # the parent's workers are running
+        pids = [w.proc.pid for w in s3._engine.pool.workers()]
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(3) as loaders:
+            shards = loaders.map(_shard_digests, [(s3root, s3_kwargs, str(tmp_path), keys, i, 3)
+                                                  for i in range(3)])
+        assert sorted(k for shard in shards for k in shard) == sorted(keys)
+        assert all(hashlib.sha256(data[k]).hexdigest() == d for shard in shards
+                   for k, d in shard.items())
+        assert [w.proc.pid for w in s3._engine.pool.workers()] == pids
+        assert [o.blob for o in s3.iter_get(keys[:5], ordered=True)] == [data[k]
+                                                                          for k in keys[:5]]

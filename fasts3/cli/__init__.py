@@ -157,8 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   + (f": {e.filename}" if getattr(e, "filename", None) else ""))
         return EXIT_ERROR
     finally:
-        if held:
-            signals.release()
+        signals.release(held)
 
 
 def _data_on_stdout(args: argparse.Namespace) -> bool:

@@ -106,6 +106,7 @@ class Engine:
         self._pool: Pool | None = None
         self._launched: subprocess.Popen[bytes] | None = None  # the first worker, early
         self._closed = False
+        self._pid = os.getpid()  # the process that owns the workers and the temp dir
         self._lock = threading.RLock()
         self._serial = itertools.count()
         self._tmpdir: str | None = files.make_staging_dir(tmproot)
@@ -158,9 +159,19 @@ class Engine:
         return os.path.join(self.tmpdir, name), os.path.join(self.tmpdir, "." + name + ".part")
 
     # -- running ops -------------------------------------------------------------------
-    def _ready_pool(self) -> Pool:
+    def _check_usable(self) -> None:
+        """Raise :class:`S3Error` if this engine is closed (code ``Closed``) or was made by
+        another process and inherited through ``fork()`` (code ``ForkedClient``): its
+        workers and temp dir belong to the parent, so a child must open its own client."""
         if self._closed:
             raise S3Error("This S3 client is closed", code="Closed")
+        if os.getpid() != self._pid:
+            raise S3Error(f"This S3 client was opened in process {self._pid} and inherited "
+                          f"through fork(); open a new S3() in this process (e.g. at the start "
+                          f"of a data loader's worker)", code="ForkedClient")
+
+    def _ready_pool(self) -> Pool:
+        self._check_usable()
         if self._pool is None and self._launched is None:
             # The first worker interpreter starts while the connection is resolved (botocore,
             # when it is needed, takes as long to import as a worker takes to start).
@@ -213,6 +224,7 @@ class Engine:
         """
         if not ops:
             return
+        self._check_usable()  # before the lock: a forked child may inherit it held
         own = progress is None
         prog: ProgressSink = progress or self.new_progress(desc, len(ops), total_bytes)
         active = prog.active
@@ -237,6 +249,7 @@ class Engine:
         handed back. Failures stay on the ops (``fail_fast``: the first cancels the rest and
         is raised). The returned iterator may be shared by threads; close it to stop early
         (queued work is cancelled, nothing half done is left)."""
+        self._check_usable()  # before the lock: a forked child may inherit it held
         with self._lock:
             pool = self._ready_pool()
         own = progress is None
@@ -251,8 +264,7 @@ class Engine:
     def range_reader(self, url: str, bucket: str, key: str,
                      version_id: str | None = None) -> RangeReader:
         """A reader of ranges of one object from the calling thread (``open()``)."""
-        if self._closed:
-            raise S3Error("This S3 client is closed", code="Closed")
+        self._check_usable()
         return RangeReader(self.endpoint, self.credentials, self.config, url, bucket, key,
                            version_id)
 
@@ -268,7 +280,13 @@ class Engine:
 
     def close(self) -> None:
         """Stop the workers and delete the temp directory (and every file in it).
-        Idempotent."""
+        Idempotent. In a process that inherited this engine through ``fork()`` it only
+        marks the engine closed: the workers and the temp dir are the parent's."""
+        if os.getpid() != self._pid:
+            self._closed = True
+            self._pool = self._launched = self._tmpdir = None
+            self._at_close = []
+            return
         callbacks, self._at_close = self._at_close, []
         for callback in callbacks:
             try:
