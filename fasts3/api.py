@@ -122,6 +122,11 @@ class S3:
         except Exception:  # noqa: BLE001 - never raise from a finalizer
             pass
 
+    def __reduce__(self) -> Any:
+        raise TypeError("an S3 client cannot be pickled (it owns worker processes and a temp "
+                        "directory): open one in each process, e.g. at the start of a data "
+                        "loader's worker")
+
     def close(self) -> None:
         """Stop the workers and delete the temp directory (and every downloaded file).
         Idempotent."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import random
 import signal
 import subprocess
@@ -272,3 +273,10 @@ def test_a_forked_child_cannot_use_or_close_the_parents_client(s3root, s3_kwargs
         assert os.path.isfile(kept.path) and kept.blob == b"data"
         assert [w.proc.pid for w in s3._engine.pool.workers()] == pids
         assert s3.get("k").blob == b"data"
+
+
+def test_a_client_sent_to_a_spawned_process_is_refused_clearly(s3_kwargs, tmp_path):
+    """Spawned workers (``spawn``/``forkserver`` data loaders) get the client by pickling."""
+    with S3(tmproot=str(tmp_path), **s3_kwargs) as s3:
+        with pytest.raises(TypeError, match="open one in each process"):
+            pickle.dumps(s3)
