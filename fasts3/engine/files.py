@@ -163,7 +163,10 @@ def commit_unnamed(fd: int, final: str, temp: str) -> None:
         raise
 
 
-_proc_fd: tuple[int, int] | None = None  # (pid, fd of that process's /proc/self/fd)
+# (pid, fd of that process's /proc/self/fd). No lock: two threads committing their first
+# unnamed files at once may each open one (one descriptor is then left open, harmless), and a
+# lock could be inherited held by a forked child.
+_proc_fd: tuple[int, int] | None = None
 
 
 def open_part(path: str) -> int:
