@@ -43,7 +43,8 @@ class S3:
     :class:`fasts3.signals.Terminated` (a ``SystemExit``, code 143) in the main thread, so the
     same clean-up runs (unless the program installed its own SIGTERM handler; see
     ``fasts3.signals``). One client may be used from several threads: its batches run one at
-    a time. See DESIGN.md for the semantics.
+    a time. Other processes open their own: it cannot be pickled, and in a forked child it
+    raises ``S3Error`` (code ``ForkedClient``). See DESIGN.md for the semantics.
 
     The positional parameters are Metaflow's (``tmproot, bucket, prefix, run, s3root,
     encryption``); everything else is keyword-only.
@@ -123,9 +124,8 @@ class S3:
             pass
 
     def __reduce__(self) -> Any:
-        raise TypeError("an S3 client cannot be pickled (it owns worker processes and a temp "
-                        "directory): open one in each process, e.g. at the start of a data "
-                        "loader's worker")
+        raise TypeError("an S3 client cannot be pickled (it owns worker processes and a "
+                        "temp dir): open one in each process, e.g. in each data loader worker")
 
     def close(self) -> None:
         """Stop the workers and delete the temp directory (and every downloaded file).
@@ -228,10 +228,8 @@ class S3:
         raises its typed error from ``next()`` at its position; the iterator stays usable.
         ``break``/``close()`` cancels what is queued and leaves no partial file. See
         ``fasts3.streaming``."""
-        def make(item: KeyLike) -> GetOp:
-            return get_op(self._engine, self._url(key_of(item)), item, return_missing)
-
-        stream = self._engine.stream(key_feed(keys, make), "get", ordered=ordered,
+        feed = key_feed(keys, lambda item: self._get_op(item, return_missing))
+        stream = self._engine.stream(feed, "get", ordered=ordered,
                                      window=window or default_window(self._config),
                                      on_unclaimed=GetOp.discard)
         return ObjectStream(stream, lambda op: self._get_result(op, return_info), keep)

@@ -166,6 +166,16 @@ def _descendants(pid: int) -> list[psutil.Process]:
         return []
 
 
+def _signal_and_wait(proc: subprocess.Popen, sig: int) -> tuple[list[psutil.Process], str, str]:
+    """Send ``sig`` to ``proc`` (a script or command with worker processes) and wait for it
+    to end (60 s). Returns ``(its worker processes, stdout, stderr)``."""
+    workers = _descendants(proc.pid)
+    assert workers
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    return workers, out, err
+
+
 def _gone(p: psutil.Process) -> bool:
     try:
         return p.status() == psutil.STATUS_ZOMBIE
@@ -190,11 +200,8 @@ def test_ctrl_c_stops_workers_removes_temp_and_aborts_uploads(seaweed, bucket, p
         else:
             client = seaweed.client()
             _wait_for(lambda: len(open_uploads(client, bucket)) == 2, "creations")
-        workers = _descendants(proc.pid)
-        assert workers
         assert os.path.isdir(tmpdir)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        workers, out, err = _signal_and_wait(proc, signal.SIGINT)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -18,7 +18,7 @@ import time
 
 import pytest
 from faultproxy import MiB, open_uploads, quick_config
-from test_crash import SCRIPT, _descendants, _gone, _start_script, _wait_for
+from test_crash import SCRIPT, _gone, _signal_and_wait, _start_script, _wait_for
 
 from fasts3 import S3
 from fasts3.engine import pool as pool_module
@@ -56,10 +56,8 @@ def test_sigterm_in_program_cleans_up_like_ctrl_c(seaweed, bucket, proxy, tmp_pa
     proc, tmpdir = _start_script(tmp_path, seaweed, proxy, bucket)
     try:
         _wait_for(lambda: sum("partNumber" in r.query for r in proxy.records) >= 2, "parts")
-        workers = _descendants(proc.pid)
-        assert workers and os.path.isdir(tmpdir)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
+        assert os.path.isdir(tmpdir)
+        workers, out, err = _signal_and_wait(proc, signal.SIGTERM)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -120,9 +118,7 @@ def test_sigterm_to_cp_upload_aborts_and_exits_143(seaweed, bucket, proxy, tmp_p
                 _aws_env(seaweed, proxy.endpoint_url))
     try:
         _wait_for(lambda: sum("partNumber" in r.query for r in proxy.records) >= 2, "parts")
-        workers = _descendants(proc.pid)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
+        workers, out, err = _signal_and_wait(proc, signal.SIGTERM)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -16,7 +16,7 @@ import time
 
 import pytest
 from faultproxy import MiB, quick_config
-from test_crash import _descendants, _gone, _wait_for
+from test_crash import _gone, _signal_and_wait, _wait_for
 
 from fasts3 import S3
 from fasts3.errors import S3AccessDenied, S3RetriesExhausted
@@ -192,10 +192,7 @@ def test_sigterm_while_consuming_cleans_up(seaweed, bucket, proxy, via, tmp_path
         got = [proc.stdout.readline().strip() for _ in range(3)]
         assert sorted(got) == keys[:3]
         _wait_for(lambda: sum(r.method == "GET" for r in proxy.records) >= 8, "held GETs")
-        workers = _descendants(proc.pid)
-        assert workers
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
+        workers, out, err = _signal_and_wait(proc, signal.SIGTERM)
     finally:
         if proc.poll() is None:
             proc.kill()
