@@ -25,12 +25,14 @@ ETags from the listing let large objects be fetched as ranged parts at once.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .config import TransferConfig
 from .downloads import get_op, result_of
+from .engine.engine import forked_error
 from .engine.listing import ListRequest, ProbeOp, directory_request
 from .engine.plan import GetOp, ListOp
 from .engine.s3xml import parse_http_date
@@ -174,11 +176,14 @@ class ObjectStream(Iterator[S3Object]):
         self._keep = keep
         self._lock = threading.Lock()
         self._held: dict[int, Any] = {}  # thread id -> the op last handed to that thread
+        self._pid = os.getpid()  # in a forked child the files are the parent's
 
     def __iter__(self) -> ObjectStream:
         return self
 
     def __next__(self) -> S3Object:
+        if os.getpid() != self._pid:
+            raise forked_error(self._pid)
         tid = threading.get_ident()
         with self._lock:
             previous = self._held.pop(tid, None)
@@ -193,7 +198,10 @@ class ObjectStream(Iterator[S3Object]):
 
     def close(self) -> None:
         """Stop: queued downloads are cancelled, those in flight finish; files not handed
-        out are deleted, and (unless ``keep``) so are the files last handed out."""
+        out are deleted, and (unless ``keep``) so are the files last handed out. In a
+        process forked from the one that opened it, nothing is stopped or deleted."""
+        if os.getpid() != self._pid:
+            return
         self._ops.close()
         with self._lock:
             held, self._held = list(self._held.values()), {}

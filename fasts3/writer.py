@@ -19,9 +19,10 @@ uploaded.
   1000 parts the part size doubles (up to 5 GiB), so a stream of unknown length stays within
   S3's 10,000 parts up to its 5 TiB object limit.
 
-A writer is used from one thread at a time. Errors are typed (:class:`~fasts3.errors.S3Error`):
-a failed upload raises from the next ``write`` or from ``close``; a full temp disk raises code
-``NoSpaceLeft``.
+A writer is used from one thread at a time, in the process that opened it (a forked child
+gets ``S3Error`` code ``ForkedClient``; its buffer is flushed before ``fork()``). Errors are
+typed (:class:`~fasts3.errors.S3Error`): a failed upload raises from the next ``write`` or
+from ``close``; a full temp disk raises code ``NoSpaceLeft``.
 """
 
 from __future__ import annotations
@@ -68,6 +69,29 @@ def _register(engine: Engine, writer: S3Writer) -> None:
 def _abort_all(writers: weakref.WeakSet[S3Writer]) -> None:
     for writer in list(writers):
         writer.abort()
+
+
+def _flush_all_before_fork() -> None:
+    """Hand every open writer's buffered bytes to its part file before ``fork()``: a child's
+    copy of a non-empty buffer would be written into the parent's part file again if the
+    child ever flushed it (a normal exit does)."""
+    try:
+        for writers in list(_open_writers.values()):
+            for writer in list(writers):
+                writer.flush()
+    except Exception:  # noqa: BLE001 - a fork must not fail for this
+        log.debug("flushing open writers before fork() failed", exc_info=True)
+
+
+def _forget_inherited() -> None:
+    """In a forked child: the parent's writers are not the child's to abort or flush."""
+    global _registry_lock, _open_writers
+    _registry_lock = threading.Lock()  # another thread may have held it at fork time
+    _open_writers = weakref.WeakKeyDictionary()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_flush_all_before_fork, after_in_child=_forget_inherited)
 
 
 class _Sink:
@@ -163,6 +187,7 @@ class S3Writer(io.BufferedIOBase):
     def _check(self) -> None:
         if self.closed:
             raise ValueError("I/O operation on closed file.")
+        self._engine.check_owned()  # a forked child must not write into the parent's parts
         if self._uploader.error is not None:
             raise self._uploader.error
 
@@ -198,15 +223,17 @@ class S3Writer(io.BufferedIOBase):
 
     def flush(self) -> None:
         """Hand buffered bytes to the staged part file (uploads only start per full part)."""
-        if self._file is not None and not self.closed:
+        if self._file is not None and not self.closed and self._engine.owned_here():
             self._file.flush()
 
     def close(self) -> None:
         """Upload what remains and create the object (one PUT if it fits in one part, else
         complete the multipart upload); nothing is there before. On failure the upload is
-        aborted and the typed error raised. Idempotent."""
+        aborted and the typed error raised. Idempotent. In a process forked from the one
+        that opened it: ``S3Error`` (code ``ForkedClient``), and nothing is touched."""
         if self.closed or self._finished:
             return
+        self._engine.check_owned()
         try:
             if self._uploader.error is not None:
                 raise self._uploader.error
@@ -227,8 +254,9 @@ class S3Writer(io.BufferedIOBase):
     def abort(self) -> None:
         """Discard everything written: no object is created, the multipart upload (if any)
         is aborted, staged parts are deleted. Idempotent; never raises for a failed abort
-        request (it is logged)."""
-        if self._finished:
+        request (it is logged). In a process forked from the one that opened it, nothing:
+        the upload and its staged parts are the parent's."""
+        if self._finished or not self._engine.owned_here():
             return
         self._finished = True
         try:

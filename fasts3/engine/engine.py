@@ -159,16 +159,22 @@ class Engine:
         return os.path.join(self.tmpdir, name), os.path.join(self.tmpdir, "." + name + ".part")
 
     # -- running ops -------------------------------------------------------------------
+    def owned_here(self) -> bool:
+        """Whether the calling process made this engine (not a child that inherited it
+        through ``fork()``: there, nothing of it may be used, closed or cleaned up)."""
+        return os.getpid() == self._pid
+
+    def check_owned(self) -> None:
+        """Raise :func:`forked_error` in a process that inherited this engine."""
+        if not self.owned_here():
+            raise forked_error(self._pid)
+
     def _check_usable(self) -> None:
-        """Raise :class:`S3Error` if this engine is closed (code ``Closed``) or was made by
-        another process and inherited through ``fork()`` (code ``ForkedClient``): its
-        workers and temp dir belong to the parent, so a child must open its own client."""
+        """Raise :class:`S3Error` if this engine is closed (code ``Closed``) or inherited
+        through ``fork()`` (:func:`forked_error`)."""
         if self._closed:
             raise S3Error("This S3 client is closed", code="Closed")
-        if os.getpid() != self._pid:
-            raise S3Error(f"This S3 client was opened in process {self._pid} and inherited "
-                          f"through fork(); open a new S3() in this process (e.g. at the start "
-                          f"of a data loader's worker)", code="ForkedClient")
+        self.check_owned()
 
     def _ready_pool(self) -> Pool:
         self._check_usable()
@@ -282,7 +288,7 @@ class Engine:
         """Stop the workers and delete the temp directory (and every file in it).
         Idempotent. In a process that inherited this engine through ``fork()`` it only
         marks the engine closed: the workers and the temp dir are the parent's."""
-        if os.getpid() != self._pid:
+        if not self.owned_here():
             self._closed = True
             self._pool = self._launched = self._tmpdir = None
             self._at_close = []
@@ -322,11 +328,14 @@ class OpStream:
         self._lock = lock
         self._progress = progress
         self._closed = False
+        self._pid = os.getpid()
 
     def __iter__(self) -> OpStream:
         return self
 
     def __next__(self) -> Op:
+        if os.getpid() != self._pid:  # before the lock: a forked child may inherit it held
+            raise forked_error(self._pid)
         with self._lock:
             if self._closed:
                 raise StopIteration
@@ -337,7 +346,11 @@ class OpStream:
                 raise
 
     def close(self) -> None:
-        """Stop early: queued work is cancelled, work in flight finishes (idempotent)."""
+        """Stop early: queued work is cancelled, work in flight finishes (idempotent). In a
+        forked child it only marks the stream closed (the work is the parent's)."""
+        if os.getpid() != self._pid:
+            self._closed = True
+            return
         with self._lock:
             if not self._closed:
                 try:
@@ -356,6 +369,14 @@ class OpStream:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def forked_error(owner: int) -> S3Error:
+    """The error for using, in a forked child, a client (or its stream) that process
+    ``owner`` opened: its workers and temp dir are the parent's (code ``ForkedClient``)."""
+    return S3Error(f"This S3 client was opened in process {owner} and inherited through "
+                   f"fork(); open a new S3() in this process (e.g. at the start of a data "
+                   f"loader's worker)", code="ForkedClient")
 
 
 def raise_first(ops: Sequence[Op]) -> None:

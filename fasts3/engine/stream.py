@@ -25,6 +25,7 @@ upload is aborted); tasks in flight finish first, so nothing is left half done. 
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Callable, Generator, Iterable
 from typing import Any, NamedTuple
@@ -58,6 +59,7 @@ def stream(pool: Any, feed: Iterable[FeedItem], window: int, *,
     started but never yielded (e.g. to remove a finished download nobody will read)."""
     if window < 1:
         raise ValueError("window must be >= 1")
+    owner = os.getpid()  # a forked child that finalizes this generator cleans up nothing
     background: set[int] = set()
     finished: deque[Op] = deque()
     failure: list[Any] = []  # the failed background op, or a Fail item
@@ -114,6 +116,8 @@ def stream(pool: Any, feed: Iterable[FeedItem], window: int, *,
                 return
             batch.step(1.0)
     except GeneratorExit:
+        if os.getpid() != owner:  # the ops, files and workers are the parent's
+            raise
         # The consumer stopped: cancel what is queued, let what is in flight finish.
         batch.submit_cleanup(batch.cancel_all())
         batch.loop()
@@ -122,11 +126,12 @@ def stream(pool: Any, feed: Iterable[FeedItem], window: int, *,
                 on_unclaimed(op)
         raise
     except BaseException as e:
-        if e is not stopped:  # not the stream's own failure, already cleaned up
+        if e is not stopped and os.getpid() == owner:  # not already cleaned up
             pool.interrupted(batch)
         raise
     finally:
-        pool.end_head_start()  # the first batch is over: no more head start
+        if os.getpid() == owner:
+            pool.end_head_start()  # the first batch is over: no more head start
 
 
 def _next_ready(started: deque[Op], finished: deque[Op], ordered: bool,
