@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from ..engine.engine import Engine
-from ..engine.listing import directory_request, run_listings
+from ..engine.listing import directory_request, iter_listing
 from ..engine.plan import HeadOp
 from ..errors import S3Error, S3NotFound
 from ..headers import info_of
@@ -116,20 +116,21 @@ def _list_one(engine: Engine, lister: _Lister, url: str, key: str, recursive: bo
     """List one URL without wildcards (and the object it names, if any)."""
     req = directory_request(url, recursive)
     req.probe = bool(key) and not key.endswith("/")
-    run_listings(engine, [req])
-    if req.found_self is not None:
-        found = req.found_self
-        name = key.rsplit("/", 1)[-1]
-        if filters.included(name):
-            lister.obj(url, name, found.size or 0, found.mtime, found.etag)
-    for e in sorted(req.objects + req.prefixes, key=lambda e: e.key):
-        name = e.key[len(req.prefix):]
-        if not name or not filters.included(name):
-            continue
-        if e.size is None:
-            lister.prefix(e.url, name)
-        else:
-            lister.obj(e.url, name, e.size, e.mtime, e.etag)
+    progress = engine.new_progress("list", 0)
+    try:
+        for e in iter_listing(engine, req, progress):  # printed page by page
+            if e.url == url and req.probe:  # the object the URL itself names
+                name = key.rsplit("/", 1)[-1]
+            else:
+                name = e.key[len(req.prefix):]
+            if not name or not filters.included(name):
+                continue
+            if e.size is None:
+                lister.prefix(e.url, name)
+            else:
+                lister.obj(e.url, name, e.size, e.mtime, e.etag)
+    finally:
+        progress.close()
 
 
 def _describe(url: str, headers: dict[str, str]) -> dict[str, Any]:

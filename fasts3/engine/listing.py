@@ -9,7 +9,7 @@ markers (keys ending in ``/``) are skipped.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -84,6 +84,36 @@ def run_listings(engine: Engine, requests: Sequence[ListRequest]) -> None:
         req.objects = [Listed(base + k, k, size, mtime, etag)
                        for k, size, mtime, etag in lop.objects if not k.endswith("/")]
         req.prefixes = [Listed(base + p, p) for p in lop.prefixes]
+
+
+def iter_listing(engine: Engine, req: ListRequest, progress: Any = None) -> Iterator[Listed]:
+    """The entries of one request as its pages arrive, in key order: the probed object first
+    (if any), then each page's objects and prefixes (S3 lists in UTF-8 binary order, so page
+    after page the whole is sorted). Memory holds one page, whatever the listing's size;
+    errors as :func:`run_listings`. ``progress``: a reporter shared by the pages' batches."""
+    bucket, key = split_url(req.url)
+    base = f"s3://{bucket}/"
+    page = ListOp(req.url, bucket, req.prefix, req.delimiter, one_page=True)
+    probe = ProbeOp(req.url, bucket, key, return_missing=True) if req.probe else None
+    engine.run([op for op in (page, probe) if op is not None], "list", progress=progress)
+    if probe is not None:
+        if probe.probe_error is not None:
+            raise probe.probe_error
+        if probe.result is not None:
+            h = probe.result
+            yield Listed(req.url, key, int(h.get("content-length", 0)),
+                         info_of(h)["last_modified"], (h.get("etag") or "").strip('"'))
+    while True:
+        entries = [Listed(base + k, k, size, mtime, etag)
+                   for k, size, mtime, etag in page.objects if not k.endswith("/")]
+        entries += [Listed(base + p, p) for p in page.prefixes]
+        entries.sort(key=lambda e: e.key)
+        yield from entries
+        if not page.next_token:
+            return
+        page = ListOp(req.url, bucket, req.prefix, req.delimiter, page.next_token,
+                      one_page=True)
+        engine.run([page], "list", progress=progress)
 
 
 class ProbeOp(HeadOp):
