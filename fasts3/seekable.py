@@ -37,13 +37,14 @@ import errno
 import io
 import logging
 import operator
+import os
 from bisect import bisect_right, insort
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal
 
 from .engine.ranged import RangeReader, S3ObjectChanged
-from .errors import S3Error, S3URLError
+from .errors import S3Error, S3URLError, forked_error
 from .urls import split_url
 
 if TYPE_CHECKING:
@@ -178,6 +179,7 @@ class S3File(io.RawIOBase):
                  cache_size: int, readahead: int, readahead_ratio: float, threads: int) -> None:
         super().__init__()
         self._f = fetcher
+        self._pid = os.getpid()  # a forked child must not use the connections or threads
         self._bs = block_size
         self._cache_size = cache_size
         self._readahead = readahead
@@ -230,6 +232,8 @@ class S3File(io.RawIOBase):
     def _check_open(self) -> None:
         if self.closed:
             raise ValueError("I/O operation on closed file")
+        if os.getpid() != self._pid:
+            raise forked_error(self._pid)
 
     def readable(self) -> bool:
         self._check_open()
@@ -297,8 +301,12 @@ class S3File(io.RawIOBase):
         return n  # type: ignore[return-value]
 
     def close(self) -> None:
-        """Stop background fetches and drop the cache. Idempotent."""
+        """Stop background fetches and drop the cache. Idempotent. In a forked child it only
+        marks the file closed (the fetch threads and connections are the parent's)."""
         if self.closed:
+            return
+        if os.getpid() != self._pid:
+            super().close()
             return
         pool, self._pool = self._pool, None
         if pool is not None:

@@ -32,12 +32,11 @@ from typing import TYPE_CHECKING, Any
 
 from .config import TransferConfig
 from .downloads import get_op, result_of
-from .engine.engine import forked_error
 from .engine.listing import ListRequest, ProbeOp, directory_request
 from .engine.plan import GetOp, ListOp
 from .engine.s3xml import parse_http_date
 from .engine.stream import Background, Fail, FeedItem
-from .errors import S3Error
+from .errors import S3Error, forked_error
 from .objects import S3Object
 from .urls import split_url
 

@@ -20,9 +20,9 @@ uploaded.
   S3's 10,000 parts up to its 5 TiB object limit.
 
 A writer is used from one thread at a time, in the process that opened it (a forked child
-gets ``S3Error`` code ``ForkedClient``; its buffer is flushed before ``fork()``). Errors are
-typed (:class:`~fasts3.errors.S3Error`): a failed upload raises from the next ``write`` or
-from ``close``; a full temp disk raises code ``NoSpaceLeft``.
+gets ``S3Error`` code ``ForkedClient``, and its copy of the part file is ``/dev/null``: see
+``fasts3.forksafe``). Errors are typed (:class:`~fasts3.errors.S3Error`): a failed upload
+raises from the next ``write`` or from ``close``; a full temp disk raises ``NoSpaceLeft``.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from . import forksafe
 from .engine import files
 from .engine.upload_plan import PutOp
 from .errors import S3Error
@@ -71,18 +72,6 @@ def _abort_all(writers: weakref.WeakSet[S3Writer]) -> None:
         writer.abort()
 
 
-def _flush_all_before_fork() -> None:
-    """Hand every open writer's buffered bytes to its part file before ``fork()``: a child's
-    copy of a non-empty buffer would be written into the parent's part file again if the
-    child ever flushed it (a normal exit does)."""
-    try:
-        for writers in list(_open_writers.values()):
-            for writer in list(writers):
-                writer.flush()
-    except Exception:  # noqa: BLE001 - a fork must not fail for this
-        log.debug("flushing open writers before fork() failed", exc_info=True)
-
-
 def _forget_inherited() -> None:
     """In a forked child: the parent's writers are not the child's to abort or flush."""
     global _registry_lock, _open_writers
@@ -91,7 +80,7 @@ def _forget_inherited() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_flush_all_before_fork, after_in_child=_forget_inherited)
+    os.register_at_fork(after_in_child=_forget_inherited)
 
 
 class _Sink:
@@ -151,6 +140,12 @@ class S3Writer(io.BufferedIOBase):
         self._uploader = PartUploader(engine, url, self._bucket, self._key, headers, window,
                                       self._sink)
         _register(engine, self)
+        forksafe.track(self)
+
+    def inherited_fds(self) -> list[int]:
+        """The part file being filled (``forksafe``)."""
+        f = self._file
+        return [f.fileno()] if f is not None and not f.closed else []
 
     # -- the file interface ------------------------------------------------------------
     @property
@@ -279,7 +274,7 @@ class S3Writer(io.BufferedIOBase):
 
     def __del__(self) -> None:
         try:
-            if not getattr(self, "_finished", True):
+            if not getattr(self, "_finished", True) and self._engine.owned_here():
                 log.warning("%s was never closed: its upload is aborted", self._url)
                 self.abort()
         except Exception:  # noqa: BLE001 - never raise from a finalizer

@@ -8,9 +8,11 @@
 No AWS configuration of the developer's machine reaches the tests (see ``_isolated_aws_env``).
 
 Randomness is replayable: the session draws a seed (or takes ``FASTS3_TEST_SEED``), prints it
-in the report header, and seeds Python's ``random`` with it and the test's id before every test,
-so a failing test -- its random data, the fault proxy's draws (``faultproxy.FaultProxy`` seeds
-from ``random`` unless given a seed) -- replays with ``FASTS3_TEST_SEED=<seed> pytest <id>``.
+at the end and in every failure's report, and seeds Python's ``random`` with it and the test's
+id before every test. ``FASTS3_TEST_SEED=<seed> pytest <id>`` then replays what a failing test
+drew from ``random`` and the fault proxy's sequence of draws (``faultproxy.FaultProxy`` takes
+its seed from ``random`` unless given one); which request gets which draw still follows the
+order in which concurrent requests reach the proxy, and data made with ``os.urandom`` differs.
 """
 
 from __future__ import annotations

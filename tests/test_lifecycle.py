@@ -5,10 +5,8 @@ tmproot survives ``chdir``; a long-lived context survives occasional worker deat
 
 from __future__ import annotations
 
-import gc
 import json
 import os
-import pickle
 import random
 import signal
 import subprocess
@@ -236,61 +234,3 @@ def test_long_lived_context_survives_occasional_worker_deaths(s3root, s3_kwargs,
             w.proc.wait(10)
             time.sleep(0.2)  # let the reader thread see the end of the pipe
             assert s3.get("k").blob == b"v"
-
-
-def test_a_forked_child_cannot_use_or_close_the_parents_client(s3root, s3_kwargs, tmp_path):
-    """A child forked inside ``with S3()`` -- with a stream and an upload open -- gets a clear
-    error from each inherited object; closing, aborting or finalizing them there touches
-    nothing of the parent's (workers, files, the stream, the upload); SIGTERM has its default
-    action in the child."""
-    with S3(s3root=s3root, tmproot=str(tmp_path), **s3_kwargs) as s3:
-        data = {f"s/{i:02d}": os.urandom(3000) for i in range(20)}
-        s3.put_many(list(data.items()))
-        it = s3.iter_get(list(data), ordered=True, window=4)
-        held = next(it)
-        w = s3.open("w", "wb")
-        w.write(b"a" * 100_000)
-        pids = [w_.proc.pid for w_ in s3._engine.pool.workers()]
-        read, write = os.pipe()
-        child = os.fork()
-        if child == 0:  # the child: report, close everything inherited, exit at once
-            signal.signal(signal.SIGALRM, signal.SIG_DFL)
-            signal.alarm(30)  # a hang ends the child, so the test fails instead of waiting
-            try:
-                report = {"sigterm_default": signal.getsignal(signal.SIGTERM) is signal.SIG_DFL}
-                for name, use in [("get", lambda: s3.get("s/00")), ("next", lambda: next(it)),
-                                  ("upload", w.close)]:
-                    try:
-                        use()
-                        report[name] = None
-                    except Exception as e:  # noqa: BLE001 - reported to the parent
-                        report[name] = [type(e).__name__, getattr(e, "code", None)]
-                it.close()
-                w.abort()
-                s3.close()
-                del it, w, use
-                gc.collect()  # finalizers too
-                os.write(write, json.dumps(report).encode())
-            finally:
-                os._exit(0)
-        os.close(write)
-        with os.fdopen(read) as f:
-            report = json.loads(f.read() or "{}")
-        assert os.waitpid(child, 0)[1] == 0
-        forked = ["S3Error", "ForkedClient"]
-        assert report == {"sigterm_default": True, "get": forked, "next": forked,
-                          "upload": forked}
-        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL  # still held here
-        assert os.path.isfile(held.path) and held.blob == data[held.key]
-        assert [held.key] + [o.key for o in it] == list(data)
-        w.write(b"b" * 100_000)
-        w.close()
-        assert s3.get("w").blob == b"a" * 100_000 + b"b" * 100_000
-        assert [w_.proc.pid for w_ in s3._engine.pool.workers()] == pids
-
-
-def test_a_client_sent_to_a_spawned_process_is_refused_clearly(s3_kwargs, tmp_path):
-    """Spawned workers (``spawn``/``forkserver`` data loaders) get the client by pickling."""
-    with S3(tmproot=str(tmp_path), **s3_kwargs) as s3:
-        with pytest.raises(TypeError, match="open one in each process"):
-            pickle.dumps(s3)

@@ -27,8 +27,9 @@ import threading
 from collections.abc import Callable, Generator, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
+from .. import forksafe
 from ..config import TransferConfig, attempts_now
-from ..errors import S3Error, S3RetriesExhausted
+from ..errors import S3Error, S3RetriesExhausted, forked_error
 from ..progress import Progress
 from ..urls import temp_name
 from . import files
@@ -111,6 +112,7 @@ class Engine:
         self._serial = itertools.count()
         self._tmpdir: str | None = files.make_staging_dir(tmproot)
         self._at_close: list[Callable[[], None]] = []
+        forksafe.track(self)
 
     @classmethod
     def from_options(cls, config: TransferConfig, progress: bool | str | None,
@@ -151,6 +153,7 @@ class Engine:
         """The absolute temp directory holding downloads (removed on close)."""
         if self._tmpdir is None:
             raise S3Error("This S3 client is closed", code="Closed")
+        self.check_owned()  # a forked child must not stage files in the parent's dir
         return self._tmpdir
 
     def new_paths(self, key: str) -> tuple[str, str]:
@@ -159,19 +162,26 @@ class Engine:
         return os.path.join(self.tmpdir, name), os.path.join(self.tmpdir, "." + name + ".part")
 
     # -- running ops -------------------------------------------------------------------
+    def inherited_fds(self) -> list[int]:
+        """The pipes to the worker processes (``forksafe``)."""
+        procs = [self._launched] + [w.proc for w in (self._pool.workers() if self._pool else [])]
+        return [f.fileno() for p in procs if isinstance(p, subprocess.Popen)
+                for f in (p.stdin, p.stdout) if f is not None and not f.closed]
+
     def owned_here(self) -> bool:
         """Whether the calling process made this engine (not a child that inherited it
         through ``fork()``: there, nothing of it may be used, closed or cleaned up)."""
         return os.getpid() == self._pid
 
     def check_owned(self) -> None:
-        """Raise :func:`forked_error` in a process that inherited this engine."""
+        """Raise :func:`~fasts3.errors.forked_error` in a process that inherited this
+        engine."""
         if not self.owned_here():
             raise forked_error(self._pid)
 
     def _check_usable(self) -> None:
         """Raise :class:`S3Error` if this engine is closed (code ``Closed``) or inherited
-        through ``fork()`` (:func:`forked_error`)."""
+        through ``fork()`` (code ``ForkedClient``)."""
         if self._closed:
             raise S3Error("This S3 client is closed", code="Closed")
         self.check_owned()
@@ -369,14 +379,6 @@ class OpStream:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def forked_error(owner: int) -> S3Error:
-    """The error for using, in a forked child, a client (or its stream) that process
-    ``owner`` opened: its workers and temp dir are the parent's (code ``ForkedClient``)."""
-    return S3Error(f"This S3 client was opened in process {owner} and inherited through "
-                   f"fork(); open a new S3() in this process (e.g. at the start of a data "
-                   f"loader's worker)", code="ForkedClient")
 
 
 def raise_first(ops: Sequence[Op]) -> None:
