@@ -41,7 +41,8 @@ from .objects import S3Object
 from .urls import split_url
 
 if TYPE_CHECKING:
-    from .engine.engine import Engine, OpStream
+    from .engine.engine import Engine
+    from .engine.stream import OpStream
 
 ListedMaker = Callable[[str, str, "int | None", "str | None", "float | None"], Any]
 """``make(listed_url, url, size, etag, mtime)`` -> the op downloading one object found by
@@ -170,7 +171,7 @@ class ObjectStream(Iterator[S3Object]):
     Use it in a ``for`` loop or as a context manager."""
 
     def __init__(self, ops: Any, result: Callable[[Any], S3Object], keep: bool) -> None:
-        self._ops = ops  # an engine.OpStream
+        self._ops = ops  # an engine.stream.OpStream
         self._result = result
         self._keep = keep
         self._lock = threading.Lock()

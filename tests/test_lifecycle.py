@@ -15,6 +15,7 @@ import textwrap
 import threading
 import time
 
+import psutil
 import pytest
 from faultproxy import MiB, open_uploads, quick_config
 from test_crash import SCRIPT, _gone, _signal_and_wait, _start_script, _wait_for
@@ -234,3 +235,32 @@ def test_long_lived_context_survives_occasional_worker_deaths(s3root, s3_kwargs,
             w.proc.wait(10)
             time.sleep(0.2)  # let the reader thread see the end of the pipe
             assert s3.get("k").blob == b"v"
+
+
+def test_a_client_left_open_is_closed_at_exit(s3root, s3_kwargs, tmp_path):
+    """A module-level ``S3()`` never closed: the interpreter exits normally (it aborted when
+    the finalizer closed the worker pipes under their frozen reader threads), the workers end
+    and the temp dir goes."""
+    script = textwrap.dedent("""
+        import json, sys
+        from fasts3 import S3
+        s3 = S3(**json.loads(sys.argv[1]))
+        s3.put_many([(f"k{i}", b"x") for i in range(20)])
+        objs = s3.get_many([f"k{i}" for i in range(20)])
+        workers = [w.proc.pid for w in s3._engine.pool.workers()]
+        print(json.dumps({"tmpdir": s3.tmpdir, "workers": workers}), flush=True)
+    """)
+    kw = dict(s3_kwargs, s3root=s3root, tmproot=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", script, json.dumps(kw)], capture_output=True,
+                         text=True, timeout=120, env=dict(os.environ, PYTHONPATH=REPO))
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout)
+    assert not os.path.exists(seen["tmpdir"])
+    _wait_for(lambda: all(_gone_pid(p) for p in seen["workers"]), "the workers to end", 10)
+
+
+def _gone_pid(pid: int) -> bool:
+    try:
+        return _gone(psutil.Process(pid))
+    except psutil.NoSuchProcess:
+        return True

@@ -18,13 +18,15 @@ Batches of one Engine run one at a time: a second thread's call waits for the fi
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import logging
 import os
 import shutil
 import subprocess
 import threading
-from collections.abc import Callable, Generator, Iterable, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from .. import forksafe
@@ -37,7 +39,7 @@ from .pool import Pool
 from .procs import discard_worker, launch_worker
 from .ranged import RangeReader
 from .scheduler import Op
-from .stream import FeedItem, stream
+from .stream import FeedItem, OpStream, stream
 from .tasks import WorkerInit
 
 if TYPE_CHECKING:
@@ -46,6 +48,19 @@ if TYPE_CHECKING:
     from .transport import EndpointSpec
 
 log = logging.getLogger("fasts3")
+_open_engines: weakref.WeakSet[Engine] = weakref.WeakSet()  # closed at interpreter exit
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    """Close the engines a program left open (e.g. a module-level ``S3()``) while the
+    interpreter still runs normally: later, at finalization, the workers' reader threads
+    are frozen and closing their pipes aborts the interpreter, leaving the temp dir."""
+    for engine in list(_open_engines):
+        try:
+            engine.close()
+        except Exception:  # noqa: BLE001 - the others still close
+            log.exception("closing an S3 client at exit failed")
 
 
 class ProgressSink(Protocol):
@@ -113,6 +128,7 @@ class Engine:
         self._tmpdir: str | None = files.make_staging_dir(tmproot)
         self._at_close: list[Callable[[], None]] = []
         forksafe.track(self)
+        _open_engines.add(self)
 
     @classmethod
     def from_options(cls, config: TransferConfig, progress: bool | str | None,
@@ -303,6 +319,7 @@ class Engine:
             self._pool = self._launched = self._tmpdir = None
             self._at_close = []
             return
+        _open_engines.discard(self)
         callbacks, self._at_close = self._at_close, []
         for callback in callbacks:
             try:
@@ -321,60 +338,6 @@ class Engine:
             shutil.rmtree(tmpdir, ignore_errors=True)
 
     def __enter__(self) -> Engine:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class OpStream:
-    """An iterator over the ops of :meth:`Engine.stream`, safe to share between threads:
-    each step runs under the engine's lock, so other calls on the same engine (from the
-    consumer's own loop, or other threads) interleave with it between items."""
-
-    def __init__(self, gen: Generator[Op, None, None], lock: Any,
-                 progress: Any = None) -> None:
-        self._gen = gen
-        self._lock = lock
-        self._progress = progress
-        self._closed = False
-        self._pid = os.getpid()
-
-    def __iter__(self) -> OpStream:
-        return self
-
-    def __next__(self) -> Op:
-        if os.getpid() != self._pid:  # before the lock: a forked child may inherit it held
-            raise forked_error(self._pid)
-        with self._lock:
-            if self._closed:
-                raise StopIteration
-            try:
-                return next(self._gen)
-            except BaseException:
-                self._finish()
-                raise
-
-    def close(self) -> None:
-        """Stop early: queued work is cancelled, work in flight finishes (idempotent). In a
-        forked child it only marks the stream closed (the work is the parent's)."""
-        if os.getpid() != self._pid:
-            self._closed = True
-            return
-        with self._lock:
-            if not self._closed:
-                try:
-                    self._gen.close()
-                finally:
-                    self._finish()
-
-    def _finish(self) -> None:
-        self._closed = True
-        if self._progress is not None:
-            self._progress.close()
-            self._progress = None
-
-    def __enter__(self) -> OpStream:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -30,6 +30,7 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterable
 from typing import Any, NamedTuple
 
+from ..errors import forked_error
 from .scheduler import Batch, Op
 
 FeedItem = Any  # Op | Background | None
@@ -148,3 +149,57 @@ def _next_ready(started: deque[Op], finished: deque[Op], ordered: bool,
             started.remove(op)  # O(window): windows are small
             return op
     return None
+
+
+class OpStream:
+    """An iterator over the ops of :meth:`Engine.stream`, safe to share between threads:
+    each step runs under the engine's lock, so other calls on the same engine (from the
+    consumer's own loop, or other threads) interleave with it between items."""
+
+    def __init__(self, gen: Generator[Op, None, None], lock: Any,
+                 progress: Any = None) -> None:
+        self._gen = gen
+        self._lock = lock
+        self._progress = progress
+        self._closed = False
+        self._pid = os.getpid()
+
+    def __iter__(self) -> OpStream:
+        return self
+
+    def __next__(self) -> Op:
+        if os.getpid() != self._pid:  # before the lock: a forked child may inherit it held
+            raise forked_error(self._pid)
+        with self._lock:
+            if self._closed:
+                raise StopIteration
+            try:
+                return next(self._gen)
+            except BaseException:
+                self._finish()
+                raise
+
+    def close(self) -> None:
+        """Stop early: queued work is cancelled, work in flight finishes (idempotent). In a
+        forked child it only marks the stream closed (the work is the parent's)."""
+        if os.getpid() != self._pid:
+            self._closed = True
+            return
+        with self._lock:
+            if not self._closed:
+                try:
+                    self._gen.close()
+                finally:
+                    self._finish()
+
+    def _finish(self) -> None:
+        self._closed = True
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
+
+    def __enter__(self) -> OpStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
