@@ -38,13 +38,12 @@ import io
 import logging
 import operator
 import os
-from bisect import bisect_right, insort
-from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal
 
 from .engine.ranged import RangeReader, S3ObjectChanged
 from .errors import S3Error, S3URLError, forked_error
+from .segments import Segments, uncovered
 from .urls import split_url
 
 if TYPE_CHECKING:
@@ -105,68 +104,6 @@ def open_object(
                   threads=threads)
 
 
-class _Segments:
-    """Non-overlapping cached byte ranges ``start -> data`` in LRU order."""
-
-    def __init__(self) -> None:
-        self._starts: list[int] = []
-        self._data: OrderedDict[int, bytes] = OrderedDict()
-        self.total = 0
-
-    def find(self, pos: int) -> tuple[int, bytes] | None:
-        """The segment holding ``pos`` (marked recently used), or ``None``."""
-        i = bisect_right(self._starts, pos) - 1
-        if i >= 0:
-            s = self._starts[i]
-            d = self._data[s]
-            if pos < s + len(d):
-                self._data.move_to_end(s)
-                return s, d
-        return None
-
-    def spans(self, lo: int, hi: int) -> list[tuple[int, int]]:
-        """``(start, end)`` of the segments overlapping ``[lo, hi)``, in order."""
-        out = []
-        i = max(0, bisect_right(self._starts, lo) - 1)
-        while i < len(self._starts) and self._starts[i] < hi:
-            s = self._starts[i]
-            e = s + len(self._data[s])
-            if e > lo:
-                out.append((s, e))
-            i += 1
-        return out
-
-    def add(self, start: int, data: bytes) -> None:
-        """Insert ``data`` at ``start``, keeping only the bytes not already held."""
-        end = start + len(data)
-        for lo, hi in _uncovered(start, end, self.spans(start, end)):
-            piece = data if (lo, hi) == (start, end) else data[lo - start:hi - start]
-            insort(self._starts, lo)
-            self._data[lo] = piece
-            self.total += hi - lo
-
-    def evict(self, limit: int) -> None:
-        """Drop least recently used segments until at most ``limit`` bytes are held."""
-        while self.total > limit and self._data:
-            s, d = self._data.popitem(last=False)
-            del self._starts[bisect_right(self._starts, s) - 1]
-            self.total -= len(d)
-
-
-def _uncovered(lo: int, hi: int, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """The parts of ``[lo, hi)`` not covered by ``spans`` (any order, may overlap)."""
-    gaps, pos = [], lo
-    for s, e in sorted(spans):
-        if s > pos:
-            gaps.append((pos, min(s, hi)))
-        pos = max(pos, e)
-        if pos >= hi:
-            break
-    if pos < hi:
-        gaps.append((pos, hi))
-    return [(a, b) for a, b in gaps if b > a]
-
-
 class S3File(io.RawIOBase):
     """A read-only, seekable binary file over one S3 object (see the module docstring).
 
@@ -187,7 +124,7 @@ class S3File(io.RawIOBase):
         self._threads = threads
         self._pool: ThreadPoolExecutor | None = None
         self._inflight: list[tuple[int, int, Future]] = []
-        self._cache = _Segments()
+        self._cache = Segments()
         self._cache.add(start, data)
         self._pos = 0
         self._last_end = -1
@@ -312,7 +249,7 @@ class S3File(io.RawIOBase):
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
         self._inflight = []
-        self._cache = _Segments()
+        self._cache = Segments()
         self._f.close()
         super().close()
 
@@ -370,7 +307,7 @@ class S3File(io.RawIOBase):
     def _gaps(self, lo: int, hi: int) -> list[tuple[int, int]]:
         spans = self._cache.spans(lo, hi)
         spans += [(s, e) for s, e, _ in self._inflight if e > lo and s < hi]
-        return _uncovered(lo, hi, spans)
+        return uncovered(lo, hi, spans)
 
     def _submit(self, gaps: list[tuple[int, int]], chunk: int) -> None:
         if self._pool is None:
