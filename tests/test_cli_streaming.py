@@ -107,3 +107,37 @@ def test_ls_prints_pages_as_they_arrive(seaweed, bucket, proxy, monkeypatch, rec
     names = [json.loads(line)["name"] for line in out.getvalue().splitlines()]
     want = sorted([k[len("d/"):] for k in data] + ["sub/x" if recursive else "sub/"])
     assert names == want
+
+
+def test_rm_deletes_pages_as_they_arrive(seaweed, bucket, proxy, monkeypatch):
+    """``rm -r`` of 2,100 keys: the second listing page is held until the first page's keys
+    were deleted (one DeleteObjects request), so ``rm`` holds one page, not the listing."""
+    root = f"s3://{bucket}/r"
+    _seed(root, dict(endpoint_url=seaweed.endpoint_url, session_vars=seaweed.session_vars(),
+                     progress=False), 2100)
+    v = seaweed.session_vars()
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", v["aws_access_key_id"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", v["aws_secret_access_key"])
+    monkeypatch.setenv("AWS_DEFAULT_REGION", v["region_name"])
+    deletes_while_held: list[int] = []
+
+    def deletes() -> int:
+        return sum(r.method == "POST" and "delete" in r.query for r in list(proxy.records))
+
+    def hold_second_page(rec) -> bool:
+        if rec.method == "GET" and "continuation-token" in rec.query and \
+                not deletes_while_held:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not deletes():
+                time.sleep(0.01)
+            deletes_while_held.append(deletes())
+        return False
+
+    proxy.latency = 0.001
+    proxy.latency_match = hold_second_page
+    code = main(["rm", "-r", f"{root}/d", "--endpoint-url", proxy.endpoint_url, "-q"])
+    assert code == 0
+    assert deletes_while_held and deletes_while_held[0] >= 1, deletes_while_held
+    with S3(s3root=root, endpoint_url=seaweed.endpoint_url,
+            session_vars=seaweed.session_vars(), progress=False) as s3:
+        assert s3.list_recursive(["d"]) == []

@@ -3,26 +3,33 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import subprocess
 import sys
 
 from ..signals import Terminated
 from .common import EXIT_ERROR, EXIT_OK, Filters, Output, UsageError, is_s3, open_engine
-from .expand import expand_s3
-from .transfer import Job, Runner
+from .expand import iter_s3
+from .transfer import CHUNK, Job, Runner, Stats
 
 
 def cmd_rm(args: argparse.Namespace, out: Output) -> int:
-    """Delete objects with batched DeleteObjects requests (1000 keys per request)."""
+    """Delete objects with batched DeleteObjects requests (1000 keys per request), page by
+    page as the listing arrives: memory holds one page, and deleting starts at once."""
     for url in args.urls:
         if not is_s3(url):
             raise UsageError(f"{url} is not an s3:// URL (rm only deletes objects)")
     with open_engine(args) as engine:
-        found = expand_s3(engine, args.urls, args.recursive, Filters(args.filters), args.raw,
-                          allow_empty=True)
         runner = Runner(engine, out, "delete", dry_run=args.dry_run)
-        stats = runner.run([Job(src.location) for src in found])
+        stats = Stats()
+        progress = engine.new_progress("delete", 0)
+        try:
+            found = iter_s3(engine, args.urls, args.recursive, Filters(args.filters), args.raw)
+            while chunk := list(itertools.islice(found, CHUNK)):
+                stats.add(runner.run([Job(src.location) for src in chunk], progress))
+        finally:
+            progress.close()
         runner.summary(stats)
     return stats.exit_code()
 

@@ -20,10 +20,11 @@ from __future__ import annotations
 import glob
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ..engine.listing import ListRequest, directory_request, run_listings
+from ..engine.listing import ListRequest, directory_request, iter_listing, run_listings
 from ..errors import S3Error
 from ..sync import scan_local
 from ..urls import split_url
@@ -117,6 +118,21 @@ def expand_s3(engine: Engine, urls: list[str], recursive: bool, filters: Filters
             raise S3Error("No objects match", url=lst.request.url, code="NoMatch")
         found.extend(s for s in matched if filters.included(s.rel))
     return found
+
+
+def iter_s3(engine: Engine, urls: list[str], recursive: bool, filters: Filters,
+            raw: bool = False, progress: Any = None) -> Iterator[Source]:
+    """Like :func:`expand_s3` with ``allow_empty``, as the listings arrive: one source after
+    the other, page by page, so memory holds one page whatever a prefix holds (``rm -r``)."""
+    direct, listings = plan_s3(urls, recursive, raw)
+    yield from (s for s in direct if filters.included(s.rel))
+    for lst in listings:
+        for e in iter_listing(engine, lst.request, progress):
+            if e.size is None:  # a common prefix of a one-level listing
+                continue
+            rel = lst.rel(e.url, e.key, recursive)
+            if rel is not None and filters.included(rel):
+                yield Source(e.url, rel, e.size, e.mtime, e.etag)
 
 
 def _matches(lst: Listing, recursive: bool) -> list[Source]:

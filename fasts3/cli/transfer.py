@@ -142,7 +142,9 @@ class Runner:
                         f"(dry run) {self.kind}: {job.src}{arrow}")
 
     # -- running -----------------------------------------------------------------------
-    def run(self, jobs: Sequence[Job]) -> Stats:
+    def run(self, jobs: Sequence[Job], progress: Progress | None = None) -> Stats:
+        """Run ``jobs`` in chunks of ``CHUNK``; ``progress``: a reporter shared with other
+        calls (else one is made for these jobs)."""
         stats = Stats()
         if self.dry_run:
             for job in jobs:
@@ -151,13 +153,14 @@ class Runner:
         if not jobs:
             return stats
         total = sum(j.size or 0 for j in jobs) if self.kind != "delete" else 0
-        prog = self.engine.new_progress(self.kind, len(jobs), total)
+        prog = progress or self.engine.new_progress(self.kind, len(jobs), total)
         try:
             for i in range(0, len(jobs), CHUNK):
                 self._chunk(list(jobs[i:i + CHUNK]), stats, prog)
                 self.out.flush()
         finally:
-            prog.close()
+            if progress is None:
+                prog.close()
         return stats
 
     def _chunk(self, jobs: list[Job], stats: Stats, prog: Progress) -> None:
