@@ -29,7 +29,7 @@ from .common import (
     open_client,
     open_engine,
 )
-from .expand import expand_s3
+from .expand import iter_s3
 
 
 def _iso8601(epoch: float | None) -> str | None:
@@ -96,8 +96,7 @@ def cmd_ls(args: argparse.Namespace, out: Output) -> int:
             bucket, key = split_url(url)
             before = lister.objects + lister.prefixes
             if not args.raw and has_wildcard(key):
-                for src in expand_s3(engine, [url], args.recursive, filters,
-                                     allow_empty=True):
+                for src in iter_s3(engine, [url], args.recursive, filters):
                     lister.obj(src.location, src.rel, src.size or 0, src.mtime, src.etag)
             else:
                 _list_one(engine, lister, url, key, args.recursive, filters)
