@@ -176,6 +176,16 @@ def _signal_and_wait(proc: subprocess.Popen, sig: int) -> tuple[list[psutil.Proc
     return workers, out, err
 
 
+def _assert_terminated(proc: subprocess.Popen, out: str, err: str,
+                       workers: list[psutil.Process], tmpdir: str) -> None:
+    """``proc`` (a script with ``with S3()``) ended by SIGTERM cleaned up like Ctrl-C: exit
+    143 before its last line, its workers gone, its temp dir removed."""
+    assert proc.returncode == 143, err
+    assert "finished" not in out
+    assert all(_gone(p) for p in workers)
+    assert not os.path.exists(tmpdir)
+
+
 def _gone(p: psutil.Process) -> bool:
     try:
         return p.status() == psutil.STATUS_ZOMBIE

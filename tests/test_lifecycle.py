@@ -18,7 +18,7 @@ import time
 import psutil
 import pytest
 from faultproxy import MiB, open_uploads, quick_config
-from test_crash import SCRIPT, _gone, _signal_and_wait, _start_script, _wait_for
+from test_crash import SCRIPT, _assert_terminated, _gone, _signal_and_wait, _start_script, _wait_for
 
 from fasts3 import S3
 from fasts3.engine import pool as pool_module
@@ -61,10 +61,7 @@ def test_sigterm_in_program_cleans_up_like_ctrl_c(seaweed, bucket, proxy, tmp_pa
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 143, err
-    assert "finished" not in out
-    assert all(_gone(p) for p in workers)
-    assert not os.path.exists(tmpdir)
+    _assert_terminated(proc, out, err, workers, tmpdir)
     assert open_uploads(seaweed.client(), bucket) == []
 
 
