@@ -34,7 +34,6 @@ from .config import TransferConfig
 from .downloads import get_op, result_of
 from .engine.listing import ListRequest, ProbeOp, directory_request
 from .engine.plan import GetOp, ListOp
-from .engine.s3xml import parse_http_date
 from .engine.stream import Background, Fail, FeedItem
 from .errors import S3Error, forked_error
 from .objects import S3Object
@@ -110,11 +109,9 @@ def listing_feed(requests: Iterable[ListRequest], make: ListedMaker) -> Iterator
                 if probe.probe_error is not None:
                     yield Fail(probe.probe_error)
                     return
-                if probe.result is not None:
-                    h = probe.result
-                    op = make(url, url, int(h.get("content-length", 0)),
-                              (h.get("etag") or "").strip('"') or None,
-                              parse_http_date(h.get("last-modified")))
+                found = probe.found()
+                if found is not None:
+                    op = make(url, url, found.size, found.etag, found.mtime)
                     if op is not None:
                         yield op
                 probe = None

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import S3Error
-from ..headers import info_of
 from ..urls import split_url
 from .plan import HeadOp, ListOp
+from .s3xml import parse_http_date
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -75,15 +75,17 @@ def run_listings(engine: Engine, requests: Sequence[ListRequest]) -> None:
         if hop is not None and hop.probe_error is not None:
             raise hop.probe_error
     for req, bucket, lop, hop in pairs:
-        base = f"s3://{bucket}/"
-        if hop is not None and hop.result is not None:
-            h = hop.result
-            req.found_self = Listed(req.url, hop.key, int(h.get("content-length", 0)),
-                                    info_of(h)["last_modified"],
-                                    (h.get("etag") or "").strip('"'))
-        req.objects = [Listed(base + k, k, size, mtime, etag)
-                       for k, size, mtime, etag in lop.objects if not k.endswith("/")]
-        req.prefixes = [Listed(base + p, p) for p in lop.prefixes]
+        if hop is not None:
+            req.found_self = hop.found()
+        req.objects, req.prefixes = page_entries(bucket, lop)
+
+
+def page_entries(bucket: str, page: ListOp) -> tuple[list[Listed], list[Listed]]:
+    """The objects (directory markers skipped) and the prefixes a listing op collected."""
+    base = f"s3://{bucket}/"
+    return ([Listed(base + k, k, size, mtime, etag)
+             for k, size, mtime, etag in page.objects if not k.endswith("/")],
+            [Listed(base + p, p) for p in page.prefixes])
 
 
 def iter_listing(engine: Engine, req: ListRequest, progress: Any = None) -> Iterator[Listed]:
@@ -92,23 +94,18 @@ def iter_listing(engine: Engine, req: ListRequest, progress: Any = None) -> Iter
     after page the whole is sorted). Memory holds one page, whatever the listing's size;
     errors as :func:`run_listings`. ``progress``: a reporter shared by the pages' batches."""
     bucket, key = split_url(req.url)
-    base = f"s3://{bucket}/"
     page = ListOp(req.url, bucket, req.prefix, req.delimiter, one_page=True)
     probe = ProbeOp(req.url, bucket, key, return_missing=True) if req.probe else None
     engine.run([op for op in (page, probe) if op is not None], "list", progress=progress)
     if probe is not None:
         if probe.probe_error is not None:
             raise probe.probe_error
-        if probe.result is not None:
-            h = probe.result
-            yield Listed(req.url, key, int(h.get("content-length", 0)),
-                         info_of(h)["last_modified"], (h.get("etag") or "").strip('"'))
+        found = probe.found()
+        if found is not None:
+            yield found
     while True:
-        entries = [Listed(base + k, k, size, mtime, etag)
-                   for k, size, mtime, etag in page.objects if not k.endswith("/")]
-        entries += [Listed(base + p, p) for p in page.prefixes]
-        entries.sort(key=lambda e: e.key)
-        yield from entries
+        objects, prefixes = page_entries(bucket, page)
+        yield from sorted(objects + prefixes, key=lambda e: e.key)
         if not page.next_token:
             return
         page = ListOp(req.url, bucket, req.prefix, req.delimiter, page.next_token,
@@ -122,6 +119,16 @@ class ProbeOp(HeadOp):
     succeeded, so a listing's error is the one reported, whichever request failed first."""
 
     probe_error: S3Error | None = None
+
+    def found(self) -> Listed | None:
+        """The object at the probed URL, from its HEAD answer (``None``: there is none)."""
+        h = self.result
+        if h is None:
+            return None
+        mtime = parse_http_date(h.get("last-modified"))
+        return Listed(self.url, self.key, int(h.get("content-length", 0)),
+                      float(mtime) if mtime is not None else None,
+                      (h.get("etag") or "").strip('"') or None)
 
     def on_result(self, task: Any, value: Any, error: tuple | None) -> list:
         specs = super().on_result(task, value, error)
