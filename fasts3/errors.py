@@ -196,12 +196,3 @@ def error_from_response(status: int, code: str | None, message: str, url: str | 
     if status >= 500 or status == 0 or status == 429 or code in ("SlowDown", "RequestTimeout"):
         return S3TransientError(message or "Transient failure", url, code, status)
     return S3Error(message or "Request failed", url, code, status)
-
-
-def forked_error(owner: int) -> S3Error:
-    """The error for using, in a forked child, a client (or a stream, file or upload of it)
-    that process ``owner`` opened: its workers, connections and temp dir are the parent's
-    (code ``ForkedClient``)."""
-    return S3Error(f"This S3 client was opened in process {owner} and inherited through "
-                   f"fork(); open a new S3() in this process (e.g. at the start of a data "
-                   f"loader's worker)", code="ForkedClient")

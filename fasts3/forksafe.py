@@ -10,8 +10,9 @@ and copies act on the parent's files and pipes:
   holding one would keep the parent's workers alive after the parent died.
 
 Objects that hold such descriptors register with :func:`track` and list them from
-``inherited_fds()``. The rest of a client inherited through ``fork()`` raises ``S3Error``
-(code ``ForkedClient``) when used and touches nothing when closed (``errors.forked_error``).
+``inherited_fds()``. The rest of a client inherited through ``fork()`` -- the engine, its
+streams, ``open()`` files and uploads -- keeps an :class:`Owner`: used in a child it raises
+``S3Error`` (code ``ForkedClient``), and closed there it touches nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +22,31 @@ import os
 import weakref
 from typing import Any, Protocol
 
+from .errors import S3Error
+
 log = logging.getLogger("fasts3")
+
+
+class Owner:
+    """The process that made an object (a client, a stream, a file of it)."""
+
+    __slots__ = ("pid",)
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+
+    @property
+    def here(self) -> bool:
+        """Whether the calling process is the owner (not a child forked from it)."""
+        return os.getpid() == self.pid
+
+    def check(self) -> None:
+        """Raise ``S3Error`` (code ``ForkedClient``) in a process forked from the owner: the
+        workers, connections and temp dir are the parent's."""
+        if not self.here:
+            raise S3Error(f"This S3 client was opened in process {self.pid} and inherited "
+                          f"through fork(); open a new S3() in this process (e.g. at the "
+                          f"start of a data loader's worker)", code="ForkedClient")
 
 
 class HoldsDescriptors(Protocol):

@@ -37,12 +37,12 @@ import errno
 import io
 import logging
 import operator
-import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal
 
 from .engine.ranged import RangeReader, S3ObjectChanged
-from .errors import S3Error, S3URLError, forked_error
+from .errors import S3Error, S3URLError
+from .forksafe import Owner
 from .segments import Segments, uncovered
 from .urls import split_url
 
@@ -116,7 +116,7 @@ class S3File(io.RawIOBase):
                  cache_size: int, readahead: int, readahead_ratio: float, threads: int) -> None:
         super().__init__()
         self._f = fetcher
-        self._pid = os.getpid()  # a forked child must not use the connections or threads
+        self._owner = Owner()  # a forked child must not use the connections or threads
         self._bs = block_size
         self._cache_size = cache_size
         self._readahead = readahead
@@ -169,8 +169,7 @@ class S3File(io.RawIOBase):
     def _check_open(self) -> None:
         if self.closed:
             raise ValueError("I/O operation on closed file")
-        if os.getpid() != self._pid:
-            raise forked_error(self._pid)
+        self._owner.check()
 
     def readable(self) -> bool:
         self._check_open()
@@ -242,7 +241,7 @@ class S3File(io.RawIOBase):
         marks the file closed (the fetch threads and connections are the parent's)."""
         if self.closed:
             return
-        if os.getpid() != self._pid:
+        if not self._owner.here:
             super().close()
             return
         pool, self._pool = self._pool, None

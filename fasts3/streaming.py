@@ -25,7 +25,6 @@ ETags from the listing let large objects be fetched as ranged parts at once.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -35,7 +34,8 @@ from .downloads import get_op, result_of
 from .engine.listing import ListRequest, ProbeOp, directory_request
 from .engine.plan import GetOp, ListOp
 from .engine.stream import Background, Fail, FeedItem
-from .errors import S3Error, forked_error
+from .errors import S3Error
+from .forksafe import Owner
 from .objects import S3Object
 from .urls import split_url
 
@@ -173,14 +173,13 @@ class ObjectStream(Iterator[S3Object]):
         self._keep = keep
         self._lock = threading.Lock()
         self._held: dict[int, Any] = {}  # thread id -> the op last handed to that thread
-        self._pid = os.getpid()  # in a forked child the files are the parent's
+        self._owner = Owner()  # in a forked child the files are the parent's
 
     def __iter__(self) -> ObjectStream:
         return self
 
     def __next__(self) -> S3Object:
-        if os.getpid() != self._pid:
-            raise forked_error(self._pid)
+        self._owner.check()
         tid = threading.get_ident()
         with self._lock:
             previous = self._held.pop(tid, None)
@@ -197,7 +196,7 @@ class ObjectStream(Iterator[S3Object]):
         """Stop: queued downloads are cancelled, those in flight finish; files not handed
         out are deleted, and (unless ``keep``) so are the files last handed out. In a
         process forked from the one that opened it, nothing is stopped or deleted."""
-        if os.getpid() != self._pid:
+        if not self._owner.here:
             return
         self._ops.close()
         with self._lock:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from .. import forksafe
 from ..config import TransferConfig, attempts_now
-from ..errors import S3Error, S3RetriesExhausted, forked_error
+from ..errors import S3Error, S3RetriesExhausted
 from ..progress import Progress
 from ..urls import temp_name
 from . import files
@@ -122,7 +122,7 @@ class Engine:
         self._pool: Pool | None = None
         self._launched: subprocess.Popen[bytes] | None = None  # the first worker, early
         self._closed = False
-        self._pid = os.getpid()  # the process that owns the workers and the temp dir
+        self._owner = forksafe.Owner()  # the process of the workers and the temp dir
         self._lock = threading.RLock()
         self._serial = itertools.count()
         self._tmpdir: str | None = files.make_staging_dir(tmproot)
@@ -187,13 +187,12 @@ class Engine:
     def owned_here(self) -> bool:
         """Whether the calling process made this engine (not a child that inherited it
         through ``fork()``: there, nothing of it may be used, closed or cleaned up)."""
-        return os.getpid() == self._pid
+        return self._owner.here
 
     def check_owned(self) -> None:
-        """Raise :func:`~fasts3.errors.forked_error` in a process that inherited this
-        engine."""
-        if not self.owned_here():
-            raise forked_error(self._pid)
+        """Raise ``S3Error`` (code ``ForkedClient``) in a process that inherited this
+        engine (:meth:`forksafe.Owner.check`)."""
+        self._owner.check()
 
     def _check_usable(self) -> None:
         """Raise :class:`S3Error` if this engine is closed (code ``Closed``) or inherited

@@ -25,12 +25,11 @@ upload is aborted); tasks in flight finish first, so nothing is left half done. 
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from collections.abc import Callable, Generator, Iterable
 from typing import Any, NamedTuple
 
-from ..errors import forked_error
+from ..forksafe import Owner
 from .scheduler import Batch, Op
 
 FeedItem = Any  # Op | Background | None
@@ -60,7 +59,7 @@ def stream(pool: Any, feed: Iterable[FeedItem], window: int, *,
     started but never yielded (e.g. to remove a finished download nobody will read)."""
     if window < 1:
         raise ValueError("window must be >= 1")
-    owner = os.getpid()  # a forked child that finalizes this generator cleans up nothing
+    owner = Owner()  # a forked child that finalizes this generator cleans up nothing
     background: set[int] = set()
     finished: deque[Op] = deque()
     failure: list[Any] = []  # the failed background op, or a Fail item
@@ -117,7 +116,7 @@ def stream(pool: Any, feed: Iterable[FeedItem], window: int, *,
                 return
             batch.step(1.0)
     except GeneratorExit:
-        if os.getpid() != owner:  # the ops, files and workers are the parent's
+        if not owner.here:  # the ops, files and workers are the parent's
             raise
         # The consumer stopped: cancel what is queued, let what is in flight finish.
         batch.submit_cleanup(batch.cancel_all())
@@ -127,11 +126,11 @@ def stream(pool: Any, feed: Iterable[FeedItem], window: int, *,
                 on_unclaimed(op)
         raise
     except BaseException as e:
-        if e is not stopped and os.getpid() == owner:  # not already cleaned up
+        if e is not stopped and owner.here:  # not already cleaned up
             pool.interrupted(batch)
         raise
     finally:
-        if os.getpid() == owner:
+        if owner.here:
             pool.end_head_start()  # the first batch is over: no more head start
 
 
@@ -162,14 +161,13 @@ class OpStream:
         self._lock = lock
         self._progress = progress
         self._closed = False
-        self._pid = os.getpid()
+        self._owner = Owner()
 
     def __iter__(self) -> OpStream:
         return self
 
     def __next__(self) -> Op:
-        if os.getpid() != self._pid:  # before the lock: a forked child may inherit it held
-            raise forked_error(self._pid)
+        self._owner.check()  # before the lock: a forked child may inherit it held
         with self._lock:
             if self._closed:
                 raise StopIteration
@@ -182,7 +180,7 @@ class OpStream:
     def close(self) -> None:
         """Stop early: queued work is cancelled, work in flight finishes (idempotent). In a
         forked child it only marks the stream closed (the work is the parent's)."""
-        if os.getpid() != self._pid:
+        if not self._owner.here:
             self._closed = True
             return
         with self._lock:
