@@ -177,7 +177,7 @@ class Engine:
         name = temp_name(next(self._serial), key)
         return os.path.join(self.tmpdir, name), os.path.join(self.tmpdir, "." + name + ".part")
 
-    # -- running ops -------------------------------------------------------------------
+    # -- the owning process (forked children, forksafe) --------------------------------
     def inherited_fds(self) -> list[int]:
         """The pipes to the worker processes (``forksafe``)."""
         procs = [self._launched] + [w.proc for w in (self._pool.workers() if self._pool else [])]
@@ -194,6 +194,7 @@ class Engine:
         engine (:meth:`forksafe.Owner.check`)."""
         self._owner.check()
 
+    # -- running ops -------------------------------------------------------------------
     def _check_usable(self) -> None:
         """Raise :class:`S3Error` if this engine is closed (code ``Closed``) or inherited
         through ``fork()`` (code ``ForkedClient``)."""
